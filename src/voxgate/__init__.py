@@ -1,0 +1,3 @@
+"""voxgate: self-hosted media streaming layer and agent runtime for real-time voice AI."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""voxgate.sip"""
