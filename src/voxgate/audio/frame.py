@@ -54,11 +54,11 @@ class AudioFrame:
     @property
     def duration(self) -> float:
         """Length in seconds."""
-        return self.samples.shape[0] / self.sample_rate
+        return float(self.samples.shape[0]) / self.sample_rate
 
     @property
     def duration_ms(self) -> float:
-        return 1000.0 * self.samples.shape[0] / self.sample_rate
+        return 1000.0 * float(self.samples.shape[0]) / self.sample_rate
 
     def stamp(self, stage: str, now: float) -> None:
         """Record that this frame passed ``stage`` at ``now`` (monotonic seconds)."""
