@@ -37,6 +37,7 @@ RTP_HEADER_SIZE = 12
 _HEADER = struct.Struct("!BBHII")
 _unpack_header = _HEADER.unpack_from
 _pack_header = _HEADER.pack
+_new = object.__new__
 _EXT_HEADER = struct.Struct("!HH")
 # One precompiled struct per possible CSRC count (CC is 4 bits), so no format string is built
 # per packet.
@@ -100,7 +101,19 @@ class RtpPacket:
                 f"RTP packet of {len(data)} bytes is shorter than the {RTP_HEADER_SIZE}-byte header"
             ) from None
         if b0 == 0x80:  # version 2, no padding, no extension, no CSRC: nearly every packet
-            return cls(b1 & 0x7F, seq, ts, ssrc, b1 > 0x7F, (), None, data[12:], 0)
+            # Filling the slots directly skips the generated __init__'s argument binding,
+            # about 10% of the whole parse; the fields set are exactly the dataclass fields.
+            packet = _new(cls)
+            packet.payload_type = b1 & 0x7F
+            packet.sequence_number = seq
+            packet.timestamp = ts
+            packet.ssrc = ssrc
+            packet.marker = b1 > 0x7F
+            packet.csrc = ()
+            packet.extension = None
+            packet.payload = data[12:]
+            packet.padding_size = 0
+            return packet
         return cls._parse_general(data, b0, b1, seq, ts, ssrc)
 
     @classmethod
