@@ -1,5 +1,37 @@
 """Pure audio code: frames, codecs, resampling, VAD, WAV files. No sockets, no event loop."""
 
-from voxgate.audio.frame import FRAME_MS, AudioFrame
+from voxgate.audio.codec import CodecError, Decoder, Encoder
+from voxgate.audio.codecs import CODEC_NAMES, get_decoder, get_encoder
+from voxgate.audio.frame import FRAME_MS, AudioFrame, Pcm16
+from voxgate.audio.g711 import (
+    PcmaDecoder,
+    PcmaEncoder,
+    PcmuDecoder,
+    PcmuEncoder,
+    alaw_decode,
+    alaw_encode,
+    ulaw_decode,
+    ulaw_encode,
+)
+from voxgate.audio.plc import PitchConcealer
 
-__all__ = ["FRAME_MS", "AudioFrame"]
+__all__ = [
+    "CODEC_NAMES",
+    "FRAME_MS",
+    "AudioFrame",
+    "CodecError",
+    "Decoder",
+    "Encoder",
+    "PcmaDecoder",
+    "PcmaEncoder",
+    "PcmuDecoder",
+    "PcmuEncoder",
+    "Pcm16",
+    "PitchConcealer",
+    "alaw_decode",
+    "alaw_encode",
+    "get_decoder",
+    "get_encoder",
+    "ulaw_decode",
+    "ulaw_encode",
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from voxgate.audio.frame import Pcm16
+from voxgate.errors import ParseError
 
 
 class Encoder(Protocol):
@@ -35,3 +36,14 @@ class Decoder(Protocol):
     def conceal(self, num_samples: int, next_payload: bytes | None = None) -> Pcm16:
         """Samples standing in for one lost packet of ``num_samples`` (at ``sample_rate``)."""
         ...
+
+
+class CodecError(ParseError):
+    """A payload the decoder cannot decode (or a frame the encoder cannot take).
+
+    A subclass of :class:`~voxgate.errors.ParseError` so an edge catches one type for every
+    malformed input, drops the packet (the jitter buffer then conceals it) and counts the
+    rejection under ``protocol``, which names the codec (``"opus"``, ...).
+    """
+
+    protocol = "codec"
