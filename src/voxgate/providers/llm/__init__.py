@@ -1,0 +1,1 @@
+"""LLM providers: embedded default, hosted adapters and a scriptable fake (``fake.py``)."""

@@ -1,0 +1,1 @@
+"""STT providers: embedded default, hosted adapters and a scriptable fake (``fake.py``)."""

@@ -1,0 +1,1 @@
+"""TTS providers: embedded default, hosted adapters and a scriptable fake (``fake.py``)."""
