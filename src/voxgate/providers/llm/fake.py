@@ -41,7 +41,10 @@ class FakeReply:
     tool_calls: Sequence[ToolCall] = field(default_factory=tuple)
 
 
-Script = Sequence["FakeReply | str"] | Callable[[Sequence[ChatMessage], Sequence[ToolSchema]], "FakeReply | str"]
+Script = (
+    Sequence[FakeReply | str]
+    | Callable[[Sequence[ChatMessage], Sequence[ToolSchema]], FakeReply | str]
+)
 
 
 def _as_reply(r: FakeReply | str) -> FakeReply:
