@@ -1,0 +1,67 @@
+"""The HTTP application: health, metrics and (as edges land) call control and WebSockets.
+
+``create_app`` takes settings and returns a FastAPI app with no global state, so tests can
+build as many as they like. Routers for each concern live in their own modules and are
+mounted here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from voxgate import __version__
+from voxgate.api.auth import require_token
+from voxgate.config import Settings
+from voxgate.observability.metrics import REGISTRY, count_rejection
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="voxgate",
+        version=__version__,
+        description="Media streaming layer and agent runtime for real-time voice AI.",
+    )
+    app.state.settings = settings
+    app.state.started_at = time.time()
+    app.state.draining = False
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        count_rejection("http")
+        errors: list[dict[str, Any]] = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        return JSONResponse({"error": "invalid request", "details": errors}, status_code=422)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: false while draining so a load balancer stops sending new calls."""
+        if request.app.state.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", dependencies=[Depends(require_token)], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/info", dependencies=[Depends(require_token)])
+    async def info(request: Request) -> dict[str, Any]:
+        """Version and uptime; a cheap authenticated call to check a token."""
+        return {
+            "version": __version__,
+            "uptime_s": round(time.time() - request.app.state.started_at, 3),
+        }
+
+    return app

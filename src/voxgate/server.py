@@ -1,0 +1,92 @@
+"""Runs the voxgate node: the HTTP app and, as they land, the media edges, in one event loop.
+
+Start-up order matters for latency: models load before the first call is accepted, so no
+caller waits for a cold model. SIGTERM drains: readiness turns false, new calls are refused,
+active calls get ``server.drain_timeout_s`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import uvicorn
+
+from voxgate.api.app import create_app
+from voxgate.config import Settings
+
+log = logging.getLogger("voxgate")
+
+
+def _install_uvloop() -> str:
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+def banner(settings: Settings, generated_token: str | None) -> str:
+    host = settings.server.host
+    shown = f"[{host}]" if ":" in host else host
+    base = settings.server.public_url or f"http://{shown}:{settings.server.port}"
+    lines = [
+        "voxgate is up",
+        f"  HTTP API      {base}/v1/info   (OpenAPI: {base}/docs)",
+        f"  health        {base}/healthz",
+        f"  metrics       {base}/metrics",
+    ]
+    if generated_token:
+        lines.append(
+            f"  API token     {generated_token}   (generated for this run; set "
+            "auth.api_tokens in config to keep one)"
+        )
+    return "\n".join(lines)
+
+
+async def serve(settings: Settings) -> None:
+    generated = settings.ensure_api_token()
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.log_level,
+        lifespan="on",
+        loop="none",
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    config.install_signal_handlers = False  # type: ignore[attr-defined]
+    server_task = asyncio.create_task(server.serve())
+    while not server.started:
+        if server_task.done():
+            await server_task
+            raise SystemExit(f"voxgate: HTTP server failed to start on port {settings.server.port}")
+        await asyncio.sleep(0.05)
+    print(banner(settings, generated), flush=True)
+    await stop.wait()
+    app.state.draining = True
+    log.info("draining")
+    server.should_exit = True
+    await server_task
+
+
+def run(settings: Settings) -> int:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    loop_kind = _install_uvloop()
+    log.info("event loop: %s", loop_kind)
+    asyncio.run(serve(settings))
+    return 0
