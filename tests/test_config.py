@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,5 @@ def test_api_token_generated_when_none() -> None:
 def test_garbage_toml_only_raises_config_error(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     path = tmp_path_factory.mktemp("cfg") / "x.toml"
     path.write_bytes(text.encode("utf-8", "replace"))
-    try:
+    with contextlib.suppress(ConfigError):
         load_settings(path)
-    except ConfigError:
-        pass
