@@ -1,0 +1,91 @@
+"""The registry of live calls on this node and the task that runs each call's app.
+
+Edges hand a fresh ``CallSession`` to :meth:`CallManager.start`; the manager routes it, runs
+the app as a task, and guarantees the session ends with a reason whatever the app does
+(returns, raises, is cancelled). Listeners (call records, cluster registry) observe start and
+end without the edges knowing about them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from voxgate.calls.router import NoRoute, Router
+from voxgate.calls.session import CallSession
+from voxgate.observability.metrics import ACTIVE_CALLS, CALLS_TOTAL
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[CallSession], Awaitable[None]]
+
+
+class Draining(RuntimeError):
+    """The node is shutting down and takes no new calls; edges answer 503."""
+
+
+class CallManager:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.calls: dict[str, CallSession] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.on_start: list[Listener] = []
+        self.on_end: list[Listener] = []
+        self.draining = False
+
+    def get(self, call_id: str) -> CallSession | None:
+        return self.calls.get(call_id)
+
+    async def start(self, session: CallSession) -> asyncio.Task[None]:
+        """Route and run a call; raises NoRoute or Draining before anything starts."""
+        if self.draining:
+            raise Draining("node is draining; not accepting new calls")
+        rule, app = self.router.resolve(session)
+        self.calls[session.call_id] = session
+        ACTIVE_CALLS.labels(edge=session.edge).inc()
+        for listener in self.on_start:
+            await listener(session)
+        task = asyncio.create_task(self._run(session, app.run), name=f"call-{session.call_id}")
+        self._tasks[session.call_id] = task
+        log.info("call %s from %s edge routed to %s", session.call_id, session.edge, rule.app)
+        return task
+
+    async def _run(
+        self, session: CallSession, run: Callable[[CallSession], Awaitable[None]]
+    ) -> None:
+        try:
+            await run(session)
+            session.end("completed")
+        except asyncio.CancelledError:
+            session.end("cancelled")
+            raise
+        except NoRoute:
+            session.end("no_route")
+        except Exception:
+            log.exception("app failed on call %s", session.call_id)
+            session.end("app_error")
+        finally:
+            self.calls.pop(session.call_id, None)
+            self._tasks.pop(session.call_id, None)
+            ACTIVE_CALLS.labels(edge=session.edge).dec()
+            CALLS_TOTAL.labels(edge=session.edge, reason=session.end_reason or "unknown").inc()
+            for listener in self.on_end:
+                try:
+                    await listener(session)
+                except Exception:
+                    log.exception("call end listener failed for %s", session.call_id)
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking calls; give active ones ``grace_s`` seconds, then end them."""
+        self.draining = True
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        for call_id, task in list(self._tasks.items()):
+            if task in pending:
+                self.calls[call_id].end("shutdown")
+                task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
