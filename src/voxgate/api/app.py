@@ -17,17 +17,25 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from voxgate import __version__
 from voxgate.api.auth import require_token
+from voxgate.calls.manager import CallManager
+from voxgate.calls.router import Router
 from voxgate.config import Settings
 from voxgate.observability.metrics import REGISTRY, count_rejection
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, manager: CallManager | None = None) -> FastAPI:
+    """Build the app around a call manager (edges hand their calls to it).
+
+    Without one, a manager with no app factories is made: every call then ends ``no_route``,
+    which is what a node with no agent loaded should do rather than pretend.
+    """
     app = FastAPI(
         title="voxgate",
         version=__version__,
         description="Media streaming layer and agent runtime for real-time voice AI.",
     )
     app.state.settings = settings
+    app.state.manager = manager if manager is not None else CallManager(Router([], {}, None))
     app.state.started_at = time.time()
     app.state.draining = False
 
@@ -63,5 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
             "version": __version__,
             "uptime_s": round(time.time() - request.app.state.started_at, 3),
         }
+
+    # Edge routers: each edge module exposes `router` (an APIRouter) and reads
+    # request.app.state.manager / .settings. Mounted here, one line each.
 
     return app
