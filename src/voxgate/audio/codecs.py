@@ -13,7 +13,7 @@ from typing import Any
 from voxgate.audio.codec import Decoder, Encoder
 from voxgate.audio.g711 import PcmaDecoder, PcmaEncoder, PcmuDecoder, PcmuEncoder
 
-CODEC_NAMES = ("PCMU", "PCMA")
+CODEC_NAMES = ("PCMU", "PCMA", "opus")
 """Encoding names, spelled as in SDP rtpmap lines."""
 
 
@@ -35,6 +35,11 @@ def get_encoder(name: str, sample_rate: int | None = None, **options: Any) -> En
         if options:
             raise TypeError(f"{name} takes no options, got {sorted(options)}")
         return PcmuEncoder() if key == "pcmu" else PcmaEncoder()
+    if key == "opus":
+        from voxgate.audio.opus import OpusEncoder
+
+        encoder: Encoder = OpusEncoder(sample_rate or 48000, **options)
+        return encoder
     raise ValueError(f"unknown codec {name!r}; supported: {', '.join(CODEC_NAMES)}")
 
 
@@ -44,4 +49,9 @@ def get_decoder(name: str, sample_rate: int | None = None) -> Decoder:
     if key in ("pcmu", "pcma"):
         _check_g711_rate(name, sample_rate or 8000)
         return PcmuDecoder() if key == "pcmu" else PcmaDecoder()
+    if key == "opus":
+        from voxgate.audio.opus import OpusDecoder
+
+        decoder: Decoder = OpusDecoder(sample_rate or 48000)
+        return decoder
     raise ValueError(f"unknown codec {name!r}; supported: {', '.join(CODEC_NAMES)}")
