@@ -1,0 +1,91 @@
+"""Early intent: start the LLM on a stable partial transcript, keep it only if it held.
+
+Waiting for the STT final and only then starting the LLM puts the STT and the LLM's time to
+first token in series after the caller stops. If the partial transcript has stopped changing
+(same words for ``stable_ms``) while the caller is silent, it is usually what the final will
+say, so the reply can start speculatively. When the final arrives it is compared with the
+text the speculation started from after normalisation (case, punctuation, fillers): equal
+means the speculative reply is committed; different means it is discarded before any of it
+is played, and the reply is started again on the final.
+
+Pure: the pipeline reports partials and pauses with their times and asks what to do; it owns
+the speculative task itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voxgate.agent.text import normalize
+
+__all__ = ["EarlyIntent", "IntentConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class IntentConfig:
+    enabled: bool = True
+    stable_ms: int = 250
+    """How long a partial must stay the same (while the caller is silent) to speculate on."""
+    min_words: int = 2
+    """Speculating on one word is nearly always wrong; wait for more."""
+
+
+class EarlyIntent:
+    """Tracks one turn's partials; see the module docstring."""
+
+    def __init__(self, config: IntentConfig | None = None) -> None:
+        self.config = config or IntentConfig()
+        self._norm = ""
+        self._since: float | None = None
+        self._speculated_on: str | None = None
+        self.started = 0
+        self.committed = 0
+        self.discarded = 0
+
+    @property
+    def speculating_on(self) -> str | None:
+        """Normalised text a speculative reply is running on, if any."""
+        return self._speculated_on
+
+    def reset(self) -> None:
+        """New turn: forget partials and any speculation."""
+        self._norm = ""
+        self._since = None
+        self._speculated_on = None
+
+    def on_partial(self, text: str, now: float) -> None:
+        norm = normalize(text)
+        if norm != self._norm:
+            self._norm = norm
+            self._since = now
+
+    def should_start(self, now: float, caller_silent: bool) -> str | None:
+        """Normalised text to speculate on now, or None (also None once already started)."""
+        cfg = self.config
+        if not cfg.enabled or self._speculated_on is not None or not caller_silent:
+            return None
+        if self._since is None or len(self._norm.split()) < cfg.min_words:
+            return None
+        if (now - self._since) * 1000.0 < cfg.stable_ms:
+            return None
+        self._speculated_on = self._norm
+        self.started += 1
+        return self._norm
+
+    def invalidate(self) -> None:
+        """The caller spoke again: a running speculation no longer matches the turn."""
+        if self._speculated_on is not None:
+            self.discarded += 1
+        self._speculated_on = None
+
+    def resolve(self, final_text: str) -> bool:
+        """True to commit the speculation for this final, False to discard it (or none ran)."""
+        spec = self._speculated_on
+        self._speculated_on = None
+        if spec is None:
+            return False
+        if normalize(final_text) == spec:
+            self.committed += 1
+            return True
+        self.discarded += 1
+        return False
