@@ -14,6 +14,9 @@ from voxgate.audio.g711 import (
     ulaw_encode,
 )
 from voxgate.audio.plc import PitchConcealer
+from voxgate.audio.resample import StreamResampler
+from voxgate.audio.vad import SileroVad, VoiceActivityDetector, WebRtcVad
+from voxgate.audio.wav import WavFormatError, frames_from_pcm, read_wav, write_wav
 
 __all__ = [
     "CODEC_NAMES",
@@ -28,10 +31,18 @@ __all__ = [
     "PcmuEncoder",
     "Pcm16",
     "PitchConcealer",
+    "SileroVad",
+    "StreamResampler",
+    "VoiceActivityDetector",
+    "WavFormatError",
+    "WebRtcVad",
     "alaw_decode",
     "alaw_encode",
+    "frames_from_pcm",
     "get_decoder",
     "get_encoder",
+    "read_wav",
     "ulaw_decode",
     "ulaw_encode",
+    "write_wav",
 ]
