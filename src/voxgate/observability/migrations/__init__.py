@@ -1,0 +1,1 @@
+"""Alembic migrations of the call records database, run programmatically at start-up."""
