@@ -5,11 +5,22 @@ set -euo pipefail
 
 # binary -> Debian package
 declare -A PEERS=(
+  [sipp]=sip-tester
+  [baresip]=baresip
+  [chromium]=chromium
+  [redis-server]=redis-server
+  [/usr/lib/postgresql/15/bin/initdb]=postgresql
+  [sox]=sox
+  [tshark]=tshark
 )
 
 missing=()
 for bin in "${!PEERS[@]}"; do
-  command -v "$bin" >/dev/null 2>&1 || missing+=("${PEERS[$bin]}")
+  if [[ "$bin" == /* ]]; then
+    [ -x "$bin" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=("${PEERS[$bin]}")
+  else
+    command -v "$bin" >/dev/null 2>&1 || missing+=("${PEERS[$bin]}")
+  fi
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -24,5 +35,7 @@ fi
 
 echo "install_peers: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+apt-get -o DPkg::Lock::Timeout=600 update -qq
+# tshark asks whether non-root users may capture; answer no without a prompt.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" fonts-dejavu-core
