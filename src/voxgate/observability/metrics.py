@@ -52,3 +52,98 @@ VOICE_TO_VOICE_SECONDS = Histogram(
 def count_rejection(protocol: str) -> None:
     """Count one rejected input; edges call this where they catch a ParseError."""
     PARSER_REJECTIONS.labels(protocol=protocol).inc()
+
+_STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+
+STAGE_SECONDS = Histogram(
+    "voxgate_stage_seconds",
+    "Latency each stage added to a turn (endpointing, stt, llm_ttft, llm_first_clause, "
+    "tts_first_chunk, overhead).",
+    ["stage"],
+    buckets=_STAGE_BUCKETS,
+    registry=REGISTRY,
+)
+
+TURNS_TOTAL = Counter(
+    "voxgate_turns_total",
+    "Agent turns by outcome: completed (reply fully played) or interrupted.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+ASR_CONFIDENCE = Histogram(
+    "voxgate_asr_confidence",
+    "Confidence of final caller transcripts.",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+    registry=REGISTRY,
+)
+
+AUDIO_FRAMES = Counter(
+    "voxgate_audio_frames_total",
+    "Inbound audio frames by fate: delivered to the app, or dropped (slow consumer).",
+    ["edge", "fate"],
+    registry=REGISTRY,
+)
+
+COST_PER_MINUTE = Histogram(
+    "voxgate_cost_per_call_minute",
+    "Cost of each ended call per minute of call time (price table units).",
+    buckets=(0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+    registry=REGISTRY,
+)
+
+COST_TOTAL = Counter(
+    "voxgate_cost_total",
+    "Accumulated cost of ended calls, by kind (stt, llm, tts, telephony).",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+SESSION_HEALTH = Gauge(
+    "voxgate_session_health",
+    "Calls in progress by health: ok, degraded (loss/jitter/underruns over thresholds).",
+    ["health"],
+    registry=REGISTRY,
+)
+
+JITTER_UNDERRUNS = Counter(
+    "voxgate_jitter_buffer_underruns_total",
+    "Playout ticks with no audio to play (jitter buffer starved).",
+    ["edge"],
+    registry=REGISTRY,
+)
+
+CONCEALED_SECONDS = Counter(
+    "voxgate_concealed_audio_seconds_total",
+    "Audio synthesised by loss concealment instead of received.",
+    ["edge"],
+    registry=REGISTRY,
+)
+
+PACKET_LOSS_RATIO = Histogram(
+    "voxgate_packet_loss_ratio",
+    "Packet loss fraction per reporting interval per call.",
+    buckets=(0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+    registry=REGISTRY,
+)
+
+JITTER_SECONDS = Histogram(
+    "voxgate_interarrival_jitter_seconds",
+    "RFC 3550 interarrival jitter per reporting interval per call.",
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.2),
+    registry=REGISTRY,
+)
+
+PROVIDER_ERRORS = Counter(
+    "voxgate_provider_errors_total",
+    "Provider failures (errors and timeouts), by kind and provider.",
+    ["kind", "provider"],
+    registry=REGISTRY,
+)
+
+PROVIDER_FALLBACKS = Counter(
+    "voxgate_provider_fallbacks_total",
+    "Switches to the next provider of a fallback chain, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
