@@ -106,7 +106,8 @@ class JitterStats:
     concealed_ms: float
     """Audio the receiver had to invent: losses, underruns and stretches."""
     dropped_frames: int
-    """Frames discarded to shrink the delay (time compression)."""
+    """Frames discarded to shrink the delay: time compression, or catching up past the
+    maximum delay after a stall."""
     stretched_frames: int
     silence_frames: int
     overflow_drops: int
@@ -238,7 +239,8 @@ class JitterBuffer:
         self._prev_transit = math.nan
 
     def _restart(self, ssrc: int) -> None:
-        self._resets += 1
+        if self._ssrc is not None:
+            self._resets += 1
         self._overflow += self._count
         self._prev_ssrc = self._ssrc if ssrc != self._ssrc else self._prev_ssrc
         self._ssrc = ssrc
@@ -498,10 +500,7 @@ class JitterBuffer:
                         pkts[slot] = None
                         self._count -= 1
                         self._next += 1
-                        if delay > self._max_delay + f:
-                            self._late += 1
-                        else:
-                            self._dropped += 1
+                        self._dropped += 1
                         slot = nslot
                         ts = self._ts[slot]
                         delay = now - ts * self._inv_clock - self._base
