@@ -1,0 +1,191 @@
+"""I/O plumbing shared by the Twilio and native edges: bounded queues, limits, close codes.
+
+Each accepted WebSocket gets one :class:`EdgeConnection`: a bounded outbound queue drained
+by its own sender task (so an app's ``sink.write`` never blocks and never waits on the
+network), a size check on every inbound message, and a token-bucket :class:`RateLimiter`
+for inbound audio. Anything that would need an unbounded buffer (a peer that never reads,
+one that sends faster than real time) ends that stream with a close code instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+from prometheus_client import Counter
+from starlette.websockets import WebSocket, WebSocketState
+
+from voxgate.observability.metrics import REGISTRY, count_rejection
+from voxgate.websocket.config import WebSocketSettings
+from voxgate.websocket.errors import (
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_TOO_BIG,
+    StreamProtocolError,
+)
+
+log = logging.getLogger(__name__)
+
+DROPPED_FRAMES = Counter(
+    "voxgate_websocket_dropped_frames_total",
+    "Inbound audio frames dropped on WebSocket streams, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+STREAM_CLOSES = Counter(
+    "voxgate_websocket_closes_total",
+    "WebSocket streams closed by voxgate, by close code.",
+    ["code"],
+    registry=REGISTRY,
+)
+
+
+class Disconnected(Exception):
+    """The peer closed the socket (or it broke)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"peer closed with {code}")
+        self.code = code
+
+
+class RateLimiter:
+    """Token bucket over *seconds of audio*: real-time senders never hit it.
+
+    Pure: the caller passes ``now``. The bucket holds up to ``burst_s`` seconds and refills
+    at ``factor`` seconds of audio per wall-clock second.
+    """
+
+    def __init__(self, burst_s: float, factor: float, now: float) -> None:
+        self.burst_s = burst_s
+        self.factor = factor
+        self._tokens = burst_s
+        self._last = now
+        self.dropped = 0
+
+    def allow(self, duration_s: float, now: float) -> bool:
+        self._tokens = min(self.burst_s, self._tokens + (now - self._last) * self.factor)
+        self._last = now
+        if self._tokens >= duration_s:
+            self._tokens -= duration_s
+            return True
+        self.dropped += 1
+        return False
+
+
+class EdgeConnection:
+    """One accepted WebSocket with a bounded outbound queue and a sender task."""
+
+    def __init__(self, websocket: WebSocket, settings: WebSocketSettings) -> None:
+        self.ws = websocket
+        self.settings = settings
+        self._queue: deque[tuple[str | bytes, bool]] = deque()
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self.fatal: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        """Resolves with (code, reason) when the stream must close on our side."""
+        self.limiter = RateLimiter(
+            settings.rate_burst_s, settings.rate_factor, asyncio.get_running_loop().time()
+        )
+        self.sent_messages = 0
+        self._sender: asyncio.Task[None] | None = None
+
+    # --- outbound ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._sender = asyncio.create_task(self._send_loop(), name="ws-edge-sender")
+
+    def send(self, message: str | bytes, audio: bool = False) -> None:
+        """Queue a message; never blocks. Overflow fails the stream with 4008."""
+        if self.fatal.done():
+            return
+        if len(self._queue) >= self.settings.send_queue_max_messages:
+            self.fail(CLOSE_SLOW_CONSUMER, "peer is not reading: send queue full")
+            return
+        self._queue.append((message, audio))
+        self._drained.clear()
+        self._wake.set()
+
+    def purge_audio(self) -> int:
+        """Drop queued audio not yet sent (barge-in); control messages stay in order."""
+        before = len(self._queue)
+        self._queue = deque(item for item in self._queue if not item[1])
+        return before - len(self._queue)
+
+    async def _send_loop(self) -> None:
+        ws = self.ws
+        timeout = self.settings.send_stall_timeout_s
+        while True:
+            while not self._queue:
+                self._drained.set()
+                self._wake.clear()
+                await self._wake.wait()
+            message, _ = self._queue.popleft()
+            try:
+                async with asyncio.timeout(timeout):
+                    if isinstance(message, str):
+                        await ws.send_text(message)
+                    else:
+                        await ws.send_bytes(message)
+            except TimeoutError:
+                self.fail(CLOSE_SLOW_CONSUMER, f"peer is not reading: a send stalled {timeout}s")
+                return
+            except Exception:  # the socket went away; the receive side reports it
+                return
+            self.sent_messages += 1
+
+    async def flush(self) -> None:
+        """Wait (at most 2 s) until queued messages are handed to the socket, before a close."""
+        if self._sender is None or self._sender.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self._drained.wait()
+
+    def fail(self, code: int, reason: str) -> None:
+        if not self.fatal.done():
+            self.fatal.set_result((code, reason))
+
+    # --- inbound -------------------------------------------------------------------
+
+    async def receive(self) -> tuple[str | bytes, bool]:
+        """Next message as (data, is_binary); raises Disconnected or StreamProtocolError."""
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise Disconnected(int(message.get("code") or 1006))
+        text = message.get("text")
+        if text is not None:
+            if len(text) > self.settings.max_message_bytes:
+                raise StreamProtocolError(
+                    f"message over {self.settings.max_message_bytes} bytes",
+                    close_code=CLOSE_TOO_BIG,
+                )
+            return text, False
+        data: bytes = message.get("bytes") or b""
+        if len(data) > self.settings.max_message_bytes:
+            raise StreamProtocolError(
+                f"message over {self.settings.max_message_bytes} bytes", close_code=CLOSE_TOO_BIG
+            )
+        return data, True
+
+    # --- closing -------------------------------------------------------------------
+
+    async def close(self, code: int, reason: str) -> None:
+        """Stop the sender and close with ``code``; bounded even if the peer never reads."""
+        STREAM_CLOSES.labels(code=str(code)).inc()
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._sender
+        if self.ws.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await self.ws.close(code, reason[:120])
+
+
+def reject(error: StreamProtocolError) -> tuple[int, str]:
+    """Count a protocol violation and give the close code and reason for it."""
+    count_rejection("websocket")
+    log.info("closing WebSocket stream: %s", error)
+    return error.close_code, error.reason
