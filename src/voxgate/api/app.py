@@ -74,5 +74,7 @@ def create_app(settings: Settings, manager: CallManager | None = None) -> FastAP
 
     # Edge routers: each edge module exposes `router` (an APIRouter) and reads
     # request.app.state.manager / .settings. Mounted here, one line each.
+    from voxgate.webrtc.edge import router as webrtc_router
+    app.include_router(webrtc_router)
 
     return app
