@@ -76,5 +76,7 @@ def create_app(settings: Settings, manager: CallManager | None = None) -> FastAP
     # request.app.state.manager / .settings. Mounted here, one line each.
     from voxgate.webrtc.edge import router as webrtc_router
     app.include_router(webrtc_router)
+    from voxgate.websocket.routes import router as websocket_router
+    app.include_router(websocket_router)
 
     return app

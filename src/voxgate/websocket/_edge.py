@@ -13,19 +13,27 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from prometheus_client import Counter
 from starlette.websockets import WebSocket, WebSocketState
 
+from voxgate.calls.session import CallSession
 from voxgate.observability.metrics import REGISTRY, count_rejection
 from voxgate.websocket.config import WebSocketSettings
 from voxgate.websocket.errors import (
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
     CLOSE_SLOW_CONSUMER,
     CLOSE_TOO_BIG,
     StreamProtocolError,
 )
 
 log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 10.0
+"""A socket that has not started a call by then is closed (1008): idle sockets cost memory."""
 
 DROPPED_FRAMES = Counter(
     "voxgate_websocket_dropped_frames_total",
@@ -90,6 +98,17 @@ class EdgeConnection:
         )
         self.sent_messages = 0
         self._sender: asyncio.Task[None] | None = None
+        self.session: CallSession | None = None
+        self.watcher: asyncio.Task[None] | None = None
+
+    def attach(self, session: CallSession) -> None:
+        """The call this socket carries: when its app ends it, the stream closes (1000)."""
+        self.session = session
+        self.watcher = asyncio.create_task(self._watch(session), name="ws-edge-watch")
+
+    async def _watch(self, session: CallSession) -> None:
+        reason = await session.wait_ended()
+        self.fail(CLOSE_NORMAL, reason)
 
     # --- outbound ------------------------------------------------------------------
 
@@ -189,3 +208,101 @@ def reject(error: StreamProtocolError) -> tuple[int, str]:
     count_rejection("websocket")
     log.info("closing WebSocket stream: %s", error)
     return error.close_code, error.reason
+
+
+class MarkLedger:
+    """Which marks were sent and not yet echoed, and which were cancelled by a clear.
+
+    The client echoes a mark when playback reaches it; Twilio also echoes every pending
+    mark right after a ``clear``. Only echoes of marks that were pending and not cleared
+    mean "the audio before it was heard", which is what ``MarkPlayed`` promises the agent.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[str] = []
+        self._cleared: list[str] = []
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+
+    def sent(self, name: str) -> None:
+        self._pending.append(name)
+
+    def clear(self) -> None:
+        self._cleared.extend(self._pending)
+        self._pending.clear()
+
+    def echoed(self, name: str) -> bool:
+        """A mark came back; True when it means the audio before it was heard."""
+        waiter = self._waiters.pop(name, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if name in self._cleared:
+            self._cleared.remove(name)
+            return False
+        if name in self._pending:
+            self._pending.remove(name)
+            return True
+        return False
+
+    def waiter(self, name: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[name] = future
+        return future
+
+
+async def wait_bounded(future: asyncio.Future[None], limit_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(limit_s):
+            await future
+
+
+async def run_stream(
+    conn: EdgeConnection,
+    receive: Callable[[], Coroutine[Any, Any, tuple[int, str]]],
+) -> None:
+    """Drive one edge socket to its close; the one place both edges decide how a stream ends.
+
+    ``receive`` is the edge's receive loop: it returns (code, reason) to close on a
+    protocol-level end (``stop``, a refusal) and raises ``Disconnected`` or
+    ``StreamProtocolError``. ``conn.fatal`` wins when the send side or the app ends first.
+    """
+    conn.start()
+    loop = asyncio.get_running_loop()
+
+    def no_start() -> None:
+        if conn.session is None:
+            conn.fail(CLOSE_POLICY, f"no call started within {START_TIMEOUT_S:g} s")
+
+    deadline = loop.call_later(START_TIMEOUT_S, no_start)
+    receiver = asyncio.create_task(receive(), name="ws-edge-receive")
+    code: int | None = None
+    reason = "caller_disconnected"
+    try:
+        await asyncio.wait({receiver, conn.fatal}, return_when=asyncio.FIRST_COMPLETED)
+        if conn.fatal.done():
+            code, reason = conn.fatal.result()
+        else:
+            try:
+                code, reason = receiver.result()
+            except Disconnected:
+                code = None
+            except StreamProtocolError as exc:
+                code, reason = reject(exc)
+    finally:
+        deadline.cancel()
+        receiver.cancel()
+        if conn.watcher is not None:
+            conn.watcher.cancel()
+        if conn.session is not None:
+            conn.session.end(_end_reason(code, reason))
+    if code == CLOSE_NORMAL:
+        await conn.flush()
+    await conn.close(CLOSE_NORMAL if code is None else code, reason)
+
+
+def _end_reason(code: int | None, reason: str) -> str:
+    if code is None:
+        return "caller_disconnected"
+    if code == CLOSE_NORMAL:
+        return reason
+    names = {4008: "send_overflow", 4029: "too_fast", 1008: "policy", 1009: "too_big"}
+    return names.get(code, "protocol_error")
