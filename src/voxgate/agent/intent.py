@@ -59,6 +59,11 @@ class EarlyIntent:
             self._norm = norm
             self._since = now
 
+    def on_final(self, text: str, now: float) -> None:
+        """Text made only of STT finals is as stable as it gets: speculable at once."""
+        self._norm = normalize(text)
+        self._since = now - self.config.stable_ms / 1000.0
+
     def should_start(self, now: float, caller_silent: bool) -> str | None:
         """Normalised text to speculate on now, or None (also None once already started)."""
         cfg = self.config

@@ -1,0 +1,475 @@
+"""One agent per call: caller audio -> VAD -> STT -> turns -> LLM -> clauses -> TTS -> sink.
+
+This module only wires the parts together and owns the per-call state; the decisions live
+in small pure policies (``turns``, ``interruption``, ``backchannel``, ``intent``), the audio
+plumbing in ``inbound`` and ``speaker``, one reply's generation in ``reply``, the history in
+``history``. Three loops run per call, none of which ever blocks the event loop:
+
+- the frame handler (synchronous, per 20 ms frame): resample, VAD, feed the STT, run the
+  turn, barge-in and backchannel policies, and act on their decisions immediately; a barge-in
+  clears the sink inside the handler that decided it;
+- the transcript loop: files partials/finals under their turn (may end a turn);
+- the event loop: playback marks (what the caller heard), DTMF.
+
+Providers are injected (fakes in tests, embedded models in production) and so is the clock,
+so a whole call can run on virtual time (``vclock``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from voxgate.agent.backchannel import BackchannelPolicy
+from voxgate.agent.config import AgentSettings
+from voxgate.agent.history import History
+from voxgate.agent.inbound import InboundAudio, Vad
+from voxgate.agent.intent import EarlyIntent
+from voxgate.agent.interruption import Interrupt, InterruptionPolicy
+from voxgate.agent.records import TurnRecord
+from voxgate.agent.reply import ReplyRun
+from voxgate.agent.speaker import Speaker
+from voxgate.agent.store import ConversationStore, MemoryStore
+from voxgate.agent.text import is_backchannel, words
+from voxgate.agent.transcripts import TranscriptRouter, TurnText
+from voxgate.agent.turns import (
+    EndOfTurn,
+    Pause,
+    SpeechStarted,
+    TurnAbandoned,
+    TurnDetector,
+    TurnEvent,
+)
+from voxgate.audio.frame import AudioFrame
+from voxgate.calls.session import CallSession, DtmfReceived, MarkPlayed
+from voxgate.providers.base import LLM, TTS, ChatMessage, StreamingSTT, STTStream, Transcript
+
+__all__ = ["AgentPipeline", "AgentProviders"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class AgentProviders:
+    """Everything model-shaped a pipeline needs; one VAD per call (VADs keep stream state)."""
+
+    stt: StreamingSTT
+    llm: LLM
+    tts: TTS
+    vad_factory: Callable[[], Vad]
+
+
+def _contains_phrase(text: str, phrases: list[str]) -> bool:
+    ws = words(text)
+    for phrase in phrases:
+        target = words(phrase)
+        n = len(target)
+        if n and any(ws[i : i + n] == target for i in range(len(ws) - n + 1)):
+            return True
+    return False
+
+
+class AgentPipeline:
+    """Runs one in-process agent on one :class:`CallSession` until the call ends."""
+
+    def __init__(
+        self,
+        session: CallSession,
+        providers: AgentProviders,
+        settings: AgentSettings | None = None,
+        *,
+        store: ConversationStore | None = None,
+        conversation_id: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.session = session
+        self.providers = providers
+        self.settings = s = settings or AgentSettings()
+        self.history = History(
+            store or MemoryStore(),
+            conversation_id or session.call_id,
+            max_messages=s.max_history_messages,
+        )
+        self._clock_override = clock
+        self._clock: Clock = clock or (lambda: 0.0)
+        self._threshold = s.turn.vad_threshold
+        self._inbound = InboundAudio(providers.vad_factory())
+        self._turns = TurnDetector(s.turn.to_config())
+        self._barge = InterruptionPolicy(s.interruption.to_config())
+        self._backchannel = BackchannelPolicy(s.backchannel.to_config())
+        self._intent = EarlyIntent(s.intent_config())
+        self._speaker = Speaker(session.sink)
+        self._router = TranscriptRouter()
+        self._stt: STTStream | None = None
+        self._pushing = False
+        self._preroll: deque[AudioFrame] = deque(maxlen=10)  # 200 ms before speech onset
+        self._reply: ReplyRun | None = None
+        self._spec: ReplyRun | None = None
+        self._next_reply_id = 0
+        self._next_turn = 0
+        self._finalized: set[int] = set()
+        self._hangup_reply: int | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.records: list[TurnRecord] = []
+        """One per answered caller turn, in order."""
+        self.interruptions: list[Interrupt] = []
+        self.errors: list[str] = []
+        self.resumed = False
+
+    # --- public -----------------------------------------------------------------------
+
+    @property
+    def transcript(self) -> list[tuple[str, str]]:
+        """(role, text) of the conversation so far, as stored (interrupted replies truncated)."""
+        return [(m.role, m.content) for m in self.history.messages if m.role != "system"]
+
+    @property
+    def sink_clears(self) -> int:
+        return self._speaker.clears
+
+    @property
+    def agent_speaking(self) -> bool:
+        return self._reply is not None
+
+    async def run(self) -> None:
+        """Greet, converse, and return when the call has ended (either side hung up)."""
+        if self._clock_override is None:
+            self._clock = asyncio.get_running_loop().time
+        self.resumed = await self.history.load(
+            {"call_id": self.session.call_id, "caller": self.session.caller}
+        )
+        self._stt = self.providers.stt.stream(language=self.settings.language)
+        self._spawn(self._transcript_loop())
+        self._spawn(self._event_loop())
+        greeting = self.settings.resume_greeting if self.resumed else self.settings.greeting
+        if greeting:
+            self._start_reply(TurnRecord(-1), fixed_text=greeting)
+        try:
+            async for frame in self.session.audio():
+                self._on_frame(frame)
+        finally:
+            await self._shutdown()
+
+    # --- frame handler (synchronous) ----------------------------------------------------
+
+    def _on_frame(self, frame: AudioFrame) -> None:
+        for f, probability in self._inbound.process(frame):
+            now = self._clock()
+            speech = probability >= self._threshold
+            if self._pushing:
+                self._push(f)
+            else:
+                self._preroll.append(f)
+            decision = self._barge.update(now, speech)
+            if decision is not None:
+                self._interrupt(decision)
+            for event in self._turns.update(now, speech):
+                self._on_turn_event(event)
+            phrase = self._backchannel.update(now, speech)
+            if phrase is not None:
+                self._start_backchannel(phrase)
+            self._maybe_speculate(now)
+
+    def _push(self, frame: AudioFrame) -> None:
+        if self._stt is not None:
+            self._stt.push_frame(frame)
+
+    def _flush_stt(self) -> None:
+        if self._pushing and self._stt is not None:
+            self._stt.flush()
+            self._router.flushed()
+        self._pushing = False
+
+    def _on_turn_event(self, event: TurnEvent) -> None:
+        if isinstance(event, SpeechStarted):
+            if not self._pushing:
+                for f in self._preroll:
+                    self._push(f)
+                self._preroll.clear()
+                self._pushing = True
+            if event.resumed:
+                self._discard_speculation()
+        elif isinstance(event, Pause):
+            self._flush_stt()
+        elif isinstance(event, EndOfTurn):
+            self._flush_stt()
+            turn = self._router.close_turn()
+            self._intent.reset()
+            record = TurnRecord(
+                self._next_turn,
+                speech_start=event.speech_start,
+                speech_end=event.speech_end,
+                endpoint=event.at,
+            )
+            self._next_turn += 1
+            self._spawn(self._finish_turn(turn, record))
+        elif isinstance(event, TurnAbandoned):
+            self._flush_stt()
+            self._router.close_turn()
+            self._intent.reset()
+            self._discard_speculation()
+
+    def _interrupt(self, decision: Interrupt) -> None:
+        """Barge-in: clear the sink now, cancel the reply, keep only what was heard."""
+        reply = self._reply
+        if reply is None:
+            return
+        self._speaker.clear()
+        rec = reply.record
+        rec.interrupted_at = decision.at
+        rec.interruption_onset = decision.onset
+        rec.sink_cleared_at = self._clock()
+        self.interruptions.append(decision)
+        reply.cancel()
+        self._finalize(reply, interrupted=True)
+
+    # --- transcripts and events ---------------------------------------------------------
+
+    async def _transcript_loop(self) -> None:
+        while not self.session.ended:
+            stream = self._stt
+            assert stream is not None
+            try:
+                async for t in stream:
+                    self._on_transcript(t)
+                return
+            except Exception as exc:  # keep the call alive on a new stream
+                self.errors.append(f"stt {self.providers.stt.name}: {exc!r}")
+                log.warning("STT stream failed, reopening: %r", exc)
+                self._router.abort()
+                self._pushing = False
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
+                self._stt = self.providers.stt.stream(language=self.settings.language)
+
+    def _on_transcript(self, t: Transcript) -> None:
+        now = self._clock()
+        turn = self._router.on_transcript(t, now)
+        if turn is not self._router.current:
+            return  # a late final of a turn already closed: its finisher is waiting on it
+        full = turn.text()
+        if t.is_final and turn.from_finals_only:
+            self._intent.on_final(full, now)
+        else:
+            self._intent.on_partial(full, now)
+        decision = self._barge.on_text(full, now)
+        if decision is not None:
+            self._interrupt(decision)
+        for event in self._turns.set_text(full, now):
+            self._on_turn_event(event)
+
+    async def _event_loop(self) -> None:
+        async for event in self.session.events():
+            if isinstance(event, MarkPlayed):
+                self._on_mark(event.name)
+            elif isinstance(event, DtmfReceived):
+                self.history.add(ChatMessage("user", f"[DTMF {event.digit}]"))
+
+    def _on_mark(self, name: str) -> None:
+        info = self._speaker.on_mark(name)
+        reply = self._reply
+        if info is None or reply is None or info.reply_id != reply.reply_id:
+            return
+        if info.clause < 0 and reply.record.first_audio_played is None:
+            reply.record.first_audio_played = self._clock()
+        if reply.generated and self._speaker.pending_marks(reply.reply_id) == 0:
+            self._finalize(reply, interrupted=False)
+
+    # --- turns and replies --------------------------------------------------------------
+
+    async def _finish_turn(self, turn: TurnText, record: TurnRecord) -> None:
+        await turn.settled()
+        record.stt_final = turn.last_final_at if turn.last_final_at is not None else record.endpoint
+        text = turn.text().strip()
+        record.user_text = text
+        if not text:
+            self._discard_speculation()
+            return
+        if self._reply is not None and is_backchannel(text, self._barge.config.backchannels):
+            return  # "mm-hm" while the agent talks: acknowledgement, not a turn
+        if self._reply is not None:
+            self._interrupt(Interrupt(self._clock(), record.speech_start or 0.0, 0, "turn"))
+        if _contains_phrase(text, self.settings.goodbye_phrases):
+            self._discard_speculation()
+            self.history.add(ChatMessage("user", text))
+            self._add_record(record)
+            run = self._start_reply(record, fixed_text=self.settings.farewell)
+            self._hangup_reply = run.reply_id
+            self._spawn(self._hangup_later(self.settings.hangup_after_farewell_s))
+            return
+        spec = self._spec
+        self._spec = None
+        if spec is not None and self._intent.resolve(text):
+            self.history.add(ChatMessage("user", text))
+            for name in ("speech_start", "speech_end", "endpoint", "stt_final", "user_text"):
+                setattr(spec.record, name, getattr(record, name))
+            spec.record.index = record.index
+            spec.record.speculative = True
+            self._add_record(spec.record)
+            self._adopt(spec)
+            spec.commit()
+            return
+        if spec is not None:
+            spec.cancel()
+            record.speculations_discarded += 1
+        self.history.add(ChatMessage("user", text))
+        self._add_record(record)
+        self._start_reply(record, messages=self.history.prompt(self.settings.system_prompt))
+
+    def _add_record(self, record: TurnRecord) -> None:
+        self.records.append(record)
+
+    def _maybe_speculate(self, now: float) -> None:
+        if self._spec is not None or self._reply is not None:
+            return
+        if not self._turns.in_turn or self._turns.caller_speaking:
+            return
+        if self._intent.should_start(now, caller_silent=True) is None:
+            return
+        text = self._router.current.text()
+        extra = ChatMessage("user", text)
+        self._spec = self._make_reply(
+            TurnRecord(self._next_turn, user_text=text),
+            messages=self.history.prompt(self.settings.system_prompt, extra),
+            held=True,
+        )
+        self._spec.start()
+
+    def _discard_speculation(self) -> None:
+        self._intent.invalidate()
+        if self._spec is not None:
+            self._spec.cancel()
+            self._spec = None
+
+    def _make_reply(
+        self,
+        record: TurnRecord,
+        *,
+        messages: list[ChatMessage] | None = None,
+        fixed_text: str | None = None,
+        held: bool = False,
+    ) -> ReplyRun:
+        self._next_reply_id += 1
+        return ReplyRun(
+            self._next_reply_id,
+            llm=self.providers.llm,
+            tts=self.providers.tts,
+            speaker=self._speaker,
+            record=record,
+            clock=self._clock,
+            messages=messages or (),
+            fixed_text=fixed_text,
+            error_text=self.settings.error_message,
+            chunker=self.settings.chunker_config(),
+            held=held,
+        )
+
+    def _start_reply(
+        self,
+        record: TurnRecord,
+        *,
+        messages: list[ChatMessage] | None = None,
+        fixed_text: str | None = None,
+    ) -> ReplyRun:
+        run = self._make_reply(record, messages=messages, fixed_text=fixed_text)
+        run.start()
+        self._adopt(run)
+        return run
+
+    def _adopt(self, run: ReplyRun) -> None:
+        """Make ``run`` the reply the caller hears (and can interrupt)."""
+        self._reply = run
+        self._barge.agent_started()
+        self._backchannel.suppressed = True
+        assert run.task is not None
+        run.task.add_done_callback(lambda task: self._on_reply_task_done(run, task))
+        if run.task.done():
+            self._on_reply_task_done(run, run.task)
+
+    def _on_reply_task_done(self, run: ReplyRun, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._reply is not run:
+            return
+        exc = task.exception()
+        if exc is not None:
+            run.record.errors.append(f"reply: {exc!r}")
+            self._finalize(run, interrupted=False)
+        elif self._speaker.pending_marks(run.reply_id) == 0:
+            self._finalize(run, interrupted=False)
+
+    def _finalize(self, run: ReplyRun, *, interrupted: bool) -> None:
+        """The reply is over: record what the caller heard, free the floor."""
+        if run.reply_id in self._finalized:
+            return
+        self._finalized.add(run.reply_id)
+        heard = self._speaker.heard_text(run.reply_id)
+        rec = run.record
+        rec.agent_text = run.text
+        rec.heard_text = heard
+        if heard:
+            self.history.add(ChatMessage("assistant", heard), interrupted=interrupted)
+        if rec.index >= 0:
+            self.history.add_turn(rec)
+        self._speaker.forget(run.reply_id)
+        if self._reply is run:
+            self._reply = None
+            self._barge.agent_stopped()
+            self._backchannel.suppressed = False
+        if run.reply_id == self._hangup_reply:
+            self._spawn(self._hangup_later(0.0))
+
+    def _start_backchannel(self, phrase: str) -> None:
+        if self._reply is not None:
+            return
+        run = self._make_reply(TurnRecord(-1), fixed_text=phrase)
+        self._spawn(self._run_quietly(run))
+
+    async def _run_quietly(self, run: ReplyRun) -> None:
+        run.start()
+        assert run.task is not None
+        with contextlib.suppress(Exception):
+            await run.task
+
+    async def _hangup_later(self, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        if not self.session.ended:
+            try:
+                await self.session.control.hangup("goodbye")
+            except Exception as exc:
+                self.errors.append(f"hangup: {exc!r}")
+                self.session.end("goodbye")
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.errors.append(f"task: {task.exception()!r}")
+            log.error("agent task failed", exc_info=task.exception())
+
+    async def _shutdown(self) -> None:
+        for run in (self._reply, self._spec):
+            if run is not None:
+                run.cancel()
+        if self._reply is not None:
+            self._finalize(self._reply, interrupted=True)
+        self._spec = None
+        if self._stt is not None:
+            with contextlib.suppress(Exception):
+                await self._stt.aclose()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.history.close()
