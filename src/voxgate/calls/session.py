@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -133,6 +133,10 @@ class CallSession:
 
     dropped_frames: int = field(default=0, init=False)
     end_reason: str | None = field(default=None, init=False)
+    taps: list[Callable[[AudioFrame], None]] = field(default_factory=list, init=False)
+    """Observers of every inbound frame (e.g. the call recorder), called in ``feed_audio``.
+    They see frames the slow-consumer policy may later drop, so a recording is complete;
+    each must be cheap and must not raise."""
 
     def __post_init__(self) -> None:
         self._audio: asyncio.Queue[AudioFrame | None] = asyncio.Queue()
@@ -145,6 +149,8 @@ class CallSession:
         """Called by the edge for each inbound frame; O(1), never blocks."""
         if self._ended.is_set():
             return
+        for tap in self.taps:
+            tap(frame)
         if self._audio.qsize() >= self.max_queued_frames:
             self._audio.get_nowait()
             self.dropped_frames += 1
