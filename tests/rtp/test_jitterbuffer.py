@@ -46,7 +46,7 @@ def replay(
     """Push each arrival before the tick after it, pop once per tick.
 
     Every ``quiet_every``-th tick reports a quiet frame, the way a receiver sees pauses
-    between words.
+    between words, and offers it to :meth:`JitterBuffer.compress`.
     """
     jb = JitterBuffer(8000, 160, **options)  # type: ignore[arg-type]
     results: list[JitterResult] = []
@@ -56,7 +56,11 @@ def replay(
     for k, (now, batch) in enumerate(ticks(arrivals, start, num_ticks)):
         for a in batch:
             jb.push(a.packet.to_rtp(PAYLOAD), a.time)
-        r = jb.pop(now, quiet=quiet_every > 0 and k % quiet_every == 0)
+        quiet = quiet_every > 0 and k % quiet_every == 0
+        r = jb.pop(now, quiet=quiet)
+        if quiet and r.kind is JitterKind.PLAY:
+            # As a receiver does on decoding a quiet frame: let the buffer skip it.
+            r = jb.compress(now) or r
         results.append(r)
         if r.kind is JitterKind.PLAY:
             assert r.packet is not None
@@ -233,6 +237,29 @@ def test_packet_after_its_turn_is_a_late_drop() -> None:
     assert run.stats.late_drops == 1
     assert run.stats.lost == 1
     assert sent[50].seq not in run.played
+
+
+def test_compress_skips_a_quiet_frame_only_above_target() -> None:
+    jb = JitterBuffer(
+        8000, 160, min_delay_ms=20, initial_delay_ms=100, max_delay_ms=200, capacity=512
+    )
+    for i in range(10):
+        jb.push(RtpPacket(0, i, 160 * i, 5, payload=PAYLOAD), 0.02 * i)
+    first = jb.pop(0.12)
+    assert first.kind is JitterKind.PLAY
+    assert jb.compress(0.12) is None  # within a frame of the ~107 ms target: keep it
+    # Later lateness evidence shrinks the target; the 100 ms delay is then above the band.
+    for i in range(10, 400):
+        jb.push(RtpPacket(0, i, 160 * i, 5, payload=PAYLOAD), 0.02 * i)
+    assert jb.target_delay_ms < 50
+    r = jb.pop(0.14)
+    assert r.packet is not None and r.packet.sequence_number == 1
+    skipped = jb.compress(0.14)
+    assert skipped is not None and skipped.packet is not None
+    assert skipped.packet.sequence_number == 2
+    s = jb.stats
+    assert (s.played, s.dropped_frames) == (2, 1)
+    assert jb.delay_ms == pytest.approx(100.0, abs=1.0)
 
 
 # -- wraps, resets, timeline jumps ------------------------------------------------------------

@@ -18,8 +18,10 @@ How it decides (a small relative of WebRTC NetEq, without the DSP, which the rec
   converts the next burst into losses.
 * **How the delay follows the target.** Within a talkspurt the playout clock advances one
   packet per tick; the buffer then *stretches* (holds one tick, the receiver conceals) or
-  *drops* a frame, preferably when the caller says the last frame was quiet (inaudible) and
-  by force only when far outside the band. A starved buffer holds too (an underrun), which
+  *drops* a frame, preferably where it is inaudible: a stretch follows a frame the caller
+  reports as quiet, and a drop discards a frame the caller decoded and found quiet
+  (:meth:`JitterBuffer.compress`; dropping a frame unseen risks cutting a word's onset),
+  and unseen only by force, far outside the band or after long without a quiet frame. A starved buffer holds too (an underrun), which
   is the fast way the delay grows. After silence (DTX, a new talkspurt, a resync) the first
   packet is simply scheduled at ``ts/clock + base + target``, which adapts for free.
 * **Loss versus silence.** Sequence numbers decide: a missing sequence number whose
@@ -415,8 +417,8 @@ class JitterBuffer:
     def pop(self, now: float, quiet: bool = False) -> JitterResult:
         """Decide what plays at the tick ``now``; call once per frame duration.
 
-        ``quiet`` says the previously played frame was near silence, so dropping or
-        repeating a frame now would not be heard.
+        ``quiet`` says the previously played frame was near silence, so stretching (a
+        concealed frame inserted to grow the delay) would not be heard now.
         """
         if self._count == 0:
             if self._active and self._underrun_run < self._hangover:
@@ -472,6 +474,25 @@ class JitterBuffer:
         self._play_ts = ts
         return self._play(slot, now, quiet, adjust=False)
 
+    def compress(self, now: float) -> JitterResult | None:
+        """Drop the frame just played, because the caller decoded it and found it quiet.
+
+        If the delay is above its band and the next packet is here and contiguous, the frame
+        returned by the last :meth:`pop` is counted as dropped instead of played and the next
+        packet's ``PLAY`` result is returned to be played in its place, shrinking the delay
+        by one frame where nobody hears it. Otherwise returns ``None`` and nothing changes.
+        """
+        f = self._frame_ts * self._inv_clock
+        if not self._active or self._count == 0 or self._delay - self._target < 1.25 * f:
+            return None
+        slot = self._next & self._mask
+        if self._pkts[slot] is None or self._ts[slot] > self._play_ts + (self._frame_ts >> 1):
+            return None
+        self._played -= 1
+        self._dropped += 1
+        self._since_adjust = 0
+        return self._play(slot, now, False, adjust=False)
+
     def _play(self, slot: int, now: float, quiet: bool, adjust: bool = True) -> JitterResult:
         pkts = self._pkts
         ts = self._ts[slot]
@@ -481,13 +502,15 @@ class JitterBuffer:
             err = delay - self._target
             f = self._frame_ts * self._inv_clock
             if err >= 1.25 * f:
-                # Without quiet frames (a continuous tone, music on hold) adjust anyway, rarely.
+                # Normally the caller shrinks the delay through compress() on a quiet frame;
+                # without those (a continuous tone, hold music, no pause for seconds), or far
+                # past the maximum after a stall, drop unseen.
                 forced = (
                     delay > self._max_delay + f
-                    or (err >= 2.0 * f and self._since_adjust >= 50)
-                    or self._since_adjust >= 250
+                    or (err >= 2.0 * f and self._since_adjust >= 100)
+                    or self._since_adjust >= 500
                 )
-                if quiet or forced:
+                if forced:
                     # Drop frames while the following one is here and contiguous.
                     mask = self._mask
                     while True:

@@ -32,7 +32,7 @@ from voxgate.audio.codec import Decoder
 from voxgate.audio.frame import FRAME_MS, AudioFrame, Pcm16
 from voxgate.audio.resample import Quality, StreamResampler
 from voxgate.errors import ParseError
-from voxgate.rtp.jitterbuffer import JitterBuffer, JitterKind, JitterStats
+from voxgate.rtp.jitterbuffer import JitterBuffer, JitterKind, JitterResult, JitterStats
 from voxgate.rtp.packet import RtpPacket
 
 __all__ = ["ReceiverStats", "RtpAudioReceiver"]
@@ -220,26 +220,16 @@ class RtpAudioReceiver:
         r = jb.pop(now, self._quiet)
         kind = r[0]
         if kind is _PLAY:
-            packet = r[1]
-            assert packet is not None
-            self._arrival = r[3]
-            dec = self._decoders.get(packet.payload_type)
-            if dec is not None:
-                self._last_decoder = dec
-                try:
-                    pcm = dec.decode(packet.payload)
-                except ParseError:
-                    self._decode_errors += 1
-                    pcm = self._conceal(dec, r[4], None)
-                else:
-                    self._concealed_run = 0.0
-                if jb.adjusting:
-                    self._quiet = int(pcm.max()) - int(pcm.min()) < _QUIET_PEAK_TO_PEAK
-                return pcm, dec.sample_rate
-            # Telephone-event or comfort noise: its time passes as silence.
-            dec = self._last_decoder
-            self._quiet = True
-            return self._zeros(dec, r[4]), dec.sample_rate
+            pcm, dec = self._decode(r)
+            if jb.adjusting:
+                quiet = int(pcm.max()) - int(pcm.min()) < _QUIET_PEAK_TO_PEAK
+                if quiet and (r2 := jb.compress(now)) is not None:
+                    # Above target delay and this frame is near silence: skip it, unheard
+                    # (decoded all the same, so the codec's state stays continuous).
+                    pcm, dec = self._decode(r2)
+                    quiet = int(pcm.max()) - int(pcm.min()) < _QUIET_PEAK_TO_PEAK
+                self._quiet = quiet
+            return pcm, dec.sample_rate
         dec = self._last_decoder
         if kind is _SILENCE:
             self._quiet = True
@@ -249,6 +239,24 @@ class RtpAudioReceiver:
         if jb.adjusting:
             self._quiet = int(pcm.max()) - int(pcm.min()) < _QUIET_PEAK_TO_PEAK
         return pcm, dec.sample_rate
+
+    def _decode(self, r: JitterResult) -> tuple[Pcm16, Decoder]:
+        packet = r[1]
+        assert packet is not None
+        self._arrival = r[3]
+        dec = self._decoders.get(packet.payload_type)
+        if dec is None:
+            # Telephone-event or comfort noise: its time passes as silence.
+            dec = self._last_decoder
+            return self._zeros(dec, r[4]), dec
+        self._last_decoder = dec
+        try:
+            pcm = dec.decode(packet.payload)
+        except ParseError:
+            self._decode_errors += 1
+            return self._conceal(dec, r[4], None), dec
+        self._concealed_run = 0.0
+        return pcm, dec
 
     def _conceal(self, dec: Decoder, duration: int, next_payload: bytes | None) -> Pcm16:
         seconds = duration / self.clock_rate
