@@ -37,6 +37,7 @@ class EarlyIntent:
         self.config = config or IntentConfig()
         self._norm = ""
         self._since: float | None = None
+        self._final = False
         self._speculated_on: str | None = None
         self.started = 0
         self.committed = 0
@@ -51,6 +52,7 @@ class EarlyIntent:
         """New turn: forget partials and any speculation."""
         self._norm = ""
         self._since = None
+        self._final = False
         self._speculated_on = None
 
     def on_partial(self, text: str, now: float) -> None:
@@ -58,20 +60,28 @@ class EarlyIntent:
         if norm != self._norm:
             self._norm = norm
             self._since = now
+            self._final = False
 
     def on_final(self, text: str, now: float) -> None:
-        """Text made only of STT finals is as stable as it gets: speculable at once."""
+        """Text made only of STT finals (the caller is silent) is as stable as it gets:
+        speculable at once."""
         self._norm = normalize(text)
-        self._since = now - self.config.stable_ms / 1000.0
+        self._since = now
+        self._final = True
 
-    def should_start(self, now: float, caller_silent: bool) -> str | None:
-        """Normalised text to speculate on now, or None (also None once already started)."""
+    def should_start(self, now: float, silent_since: float | None) -> str | None:
+        """Normalised text to speculate on now, or None (also None once already started).
+
+        ``silent_since`` is when the caller went quiet (None while they speak): a partial
+        counts as stable only for the time it stayed unchanged *during* that silence, since
+        a partial that did not change while the caller kept talking is merely lagging.
+        """
         cfg = self.config
-        if not cfg.enabled or self._speculated_on is not None or not caller_silent:
+        if not cfg.enabled or self._speculated_on is not None or silent_since is None:
             return None
         if self._since is None or len(self._norm.split()) < cfg.min_words:
             return None
-        if (now - self._since) * 1000.0 < cfg.stable_ms:
+        if not self._final and (now - max(self._since, silent_since)) * 1000.0 < cfg.stable_ms:
             return None
         self._speculated_on = self._norm
         self.started += 1
@@ -83,13 +93,21 @@ class EarlyIntent:
             self.discarded += 1
         self._speculated_on = None
 
-    def resolve(self, final_text: str) -> bool:
-        """True to commit the speculation for this final, False to discard it (or none ran)."""
+    def close_turn(self) -> str | None:
+        """The turn ended: hand over the text being speculated on (if any) and start afresh.
+
+        The final transcript may arrive after the next turn has begun, so the comparison
+        (:meth:`resolve`) takes the handed-over text rather than reading live state.
+        """
         spec = self._speculated_on
-        self._speculated_on = None
-        if spec is None:
+        self.reset()
+        return spec
+
+    def resolve(self, final_text: str, speculated_on: str | None) -> bool:
+        """True to commit the speculation for this final, False to discard it (or none ran)."""
+        if speculated_on is None:
             return False
-        if normalize(final_text) == spec:
+        if normalize(final_text) == speculated_on:
             self.committed += 1
             return True
         self.discarded += 1

@@ -38,12 +38,14 @@ from voxgate.agent.store import ConversationStore, MemoryStore
 from voxgate.agent.text import is_backchannel, words
 from voxgate.agent.transcripts import TranscriptRouter, TurnText
 from voxgate.agent.turns import (
+    Completeness,
     EndOfTurn,
     Pause,
     SpeechStarted,
     TurnAbandoned,
     TurnDetector,
     TurnEvent,
+    completeness,
 )
 from voxgate.audio.frame import AudioFrame
 from voxgate.calls.session import CallSession, DtmfReceived, MarkPlayed
@@ -201,7 +203,8 @@ class AgentPipeline:
         elif isinstance(event, EndOfTurn):
             self._flush_stt()
             turn = self._router.close_turn()
-            self._intent.reset()
+            spec, spec_text = self._spec, self._intent.close_turn()
+            self._spec = None
             record = TurnRecord(
                 self._next_turn,
                 speech_start=event.speech_start,
@@ -209,7 +212,7 @@ class AgentPipeline:
                 endpoint=event.at,
             )
             self._next_turn += 1
-            self._spawn(self._finish_turn(turn, record))
+            self._spawn(self._finish_turn(turn, record, spec, spec_text))
         elif isinstance(event, TurnAbandoned):
             self._flush_stt()
             self._router.close_turn()
@@ -284,37 +287,40 @@ class AgentPipeline:
 
     # --- turns and replies --------------------------------------------------------------
 
-    async def _finish_turn(self, turn: TurnText, record: TurnRecord) -> None:
+    async def _finish_turn(
+        self, turn: TurnText, record: TurnRecord, spec: ReplyRun | None, spec_text: str | None
+    ) -> None:
         await turn.settled()
         record.stt_final = turn.last_final_at if turn.last_final_at is not None else record.endpoint
         text = turn.text().strip()
         record.user_text = text
-        if not text:
-            self._discard_speculation()
+        ignore = not text or (
+            self._reply is not None and is_backchannel(text, self._barge.config.backchannels)
+        )  # noise, or "mm-hm" while the agent talks: an acknowledgement, not a turn
+        if ignore or _contains_phrase(text, self.settings.goodbye_phrases):
+            if spec is not None:
+                spec.cancel()
+            spec = None
+        if ignore:
             return
-        if self._reply is not None and is_backchannel(text, self._barge.config.backchannels):
-            return  # "mm-hm" while the agent talks: acknowledgement, not a turn
         if self._reply is not None:
             self._interrupt(Interrupt(self._clock(), record.speech_start or 0.0, 0, "turn"))
         if _contains_phrase(text, self.settings.goodbye_phrases):
-            self._discard_speculation()
             self.history.add(ChatMessage("user", text))
             self._add_record(record)
             run = self._start_reply(record, fixed_text=self.settings.farewell)
             self._hangup_reply = run.reply_id
             self._spawn(self._hangup_later(self.settings.hangup_after_farewell_s))
             return
-        spec = self._spec
-        self._spec = None
-        if spec is not None and self._intent.resolve(text):
+        if spec is not None and self._intent.resolve(text, spec_text):
             self.history.add(ChatMessage("user", text))
             for name in ("speech_start", "speech_end", "endpoint", "stt_final", "user_text"):
                 setattr(spec.record, name, getattr(record, name))
             spec.record.index = record.index
             spec.record.speculative = True
             self._add_record(spec.record)
+            spec.commit()  # before adopting: a finished run must see its marks pending
             self._adopt(spec)
-            spec.commit()
             return
         if spec is not None:
             spec.cancel()
@@ -327,13 +333,13 @@ class AgentPipeline:
         self.records.append(record)
 
     def _maybe_speculate(self, now: float) -> None:
-        if self._spec is not None or self._reply is not None:
-            return
-        if not self._turns.in_turn or self._turns.caller_speaking:
-            return
-        if self._intent.should_start(now, caller_silent=True) is None:
+        if self._spec is not None or self._reply is not None or self._turns.silent_since is None:
             return
         text = self._router.current.text()
+        if completeness(text) is Completeness.INCOMPLETE:
+            return  # "... an appointment for": the caller is not done; nothing to guess yet
+        if self._intent.should_start(now, self._turns.silent_since) is None:
+            return
         extra = ChatMessage("user", text)
         self._spec = self._make_reply(
             TurnRecord(self._next_turn, user_text=text),

@@ -180,6 +180,11 @@ class TurnDetector:
         return self._state is _State.SPEAKING
 
     @property
+    def silent_since(self) -> float | None:
+        """Caller's end of speech while a turn is paused; None when speaking or idle."""
+        return self._speech_end if self._state is _State.SILENT else None
+
+    @property
     def text(self) -> str:
         return self._text
 
