@@ -44,7 +44,7 @@ doctor: $(STAMP_SERVE)
 	$(VENV)/bin/voxgate doctor
 
 lint: $(STAMP_DEV)
-	$(VENV)/bin/ruff check src tests bench scripts examples
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 unit: $(STAMP_DEV) $(STAMP_PEERS)
