@@ -91,7 +91,7 @@
         const s = side[name];
         if (level > SPEECH_RMS) {
           if (!s.on && name === "agent" && callerSpokeSince && callerEndedAt !== null) {
-            addTurn({ heardMs: Math.round(now - callerEndedAt) });
+            addTurn("heardMs", Math.round(now - callerEndedAt));
             callerSpokeSince = false;
           }
           if (!s.on && name === "you") callerSpokeSince = true;
@@ -105,8 +105,11 @@
     }, 20);
   }
 
-  function addTurn(t) {
-    state.turns.push(t);
+  // The page's own measurement and the agent's report of the same turn arrive in either
+  // order (the report usually first: it leaves before the audio is heard); pair them in order.
+  function addTurn(field, value) {
+    const open = state.turns.find((t) => t[field] === undefined);
+    if (open) open[field] = value; else state.turns.push({ [field]: value });
     renderTurns();
   }
 
@@ -147,13 +150,8 @@
     state.events.push(ev);
     if (ev.type === "transcript") onTranscript(ev);
     else if (ev.type === "speaking" && ev.role === "agent") $("agent").classList.toggle("speaking", !!ev.speaking);
-    else if (ev.type === "turn") {
-      // Attach the agent's own figure to the oldest turn still missing one.
-      const open = state.turns.find((t) => t.reportedMs === undefined);
-      const ms = Math.round(ev.latency_ms);
-      if (open) open.reportedMs = ms; else state.turns.push({ reportedMs: ms });
-      renderTurns();
-    } else if (ev.type === "call" && ev.state === "ended") finish(ev.reason || "ended", false);
+    else if (ev.type === "turn") addTurn("reportedMs", Math.round(ev.latency_ms));
+    else if (ev.type === "call" && ev.state === "ended") finish(ev.reason || "ended", false);
   }
 
   async function call() {
