@@ -9,6 +9,7 @@ import numpy as np
 from voxgate.agent.inbound import Vad
 from voxgate.agent.pipeline import AgentProviders
 from voxgate.audio.frame import AudioFrame, Pcm16
+from voxgate.providers.base import LLM, TTS
 from voxgate.providers.llm.fake import FakeLLM, FakeReply
 from voxgate.providers.stt.fake import FakeSTT, FakeUtterance
 from voxgate.providers.tts.fake import FakeTTS
@@ -38,16 +39,16 @@ def silence(ms: int, rate: int = 16000) -> Pcm16:
 
 def providers(
     stt: Sequence[FakeUtterance | str],
-    llm: Mapping[str, FakeReply | str] | FakeLLM,
+    llm: Mapping[str, FakeReply | str] | LLM,
     *,
     default: str = "Sorry, I did not catch that.",
-    tts: FakeTTS | None = None,
+    tts: TTS | None = None,
     final_latency: float = 0.0,
     vad: type[Vad] = EnergyVad,
 ) -> AgentProviders:
     return AgentProviders(
         stt=FakeSTT(stt, final_latency=final_latency),
-        llm=llm if isinstance(llm, FakeLLM) else FakeLLM.from_rules(llm, default=default),
+        llm=FakeLLM.from_rules(llm, default=default) if isinstance(llm, Mapping) else llm,
         tts=tts or FakeTTS(sample_rate=24000, seconds_per_char=0.05),
         vad_factory=vad,
     )

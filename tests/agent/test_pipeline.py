@@ -136,3 +136,177 @@ def test_600ms_pause_mid_sentence_is_not_an_endpoint() -> None:
     assert rec.user_text == "I would like to book an appointment for next Tuesday at three."
     assert result.transcript[-1] == ("assistant", "Tuesday at three is free. Shall I book it?")
     assert isinstance(p.llm, FakeLLM) and len(p.llm.calls) == 1
+
+
+def test_llm_failure_mid_turn_falls_back_and_turn_completes() -> None:
+    from voxgate.providers._fault import Fault
+    from voxgate.providers.fallback import FallbackLLM, FallbackTTS
+    from voxgate.providers.tts.fake import FakeTTS
+
+    answer = "We open at ten on Saturday, and we close at two."
+    broken = FakeLLM([answer], fault=Fault(after=3), name="broken")
+    backup = FakeLLM([answer], name="backup")
+    bad_tts = FakeTTS(sample_rate=24000, fault=Fault(after=0, times=1), name="bad-tts")
+    good_tts = FakeTTS(sample_rate=22050, seconds_per_char=0.05, name="good-tts")
+    llm, tts = FallbackLLM([broken, backup]), FallbackTTS([bad_tts, good_tts])
+    p = providers(["What time do you open on Saturday?"], llm, tts=tts)
+    result = LocalCall(p).run_virtual(
+        [WaitForAgent(), Say(speech(1500), 16000), WaitForAgent(), HangUp()]
+    )
+    assert result.transcript[-1] == ("assistant", answer)
+    (rec,) = result.records
+    assert rec.heard_text == answer and rec.errors == []
+    assert broken.failed == 1 and backup.completed == 1
+    assert llm.switches == 1 and tts.switches == 1
+
+
+def test_every_llm_failing_still_answers_with_the_error_message() -> None:
+    from voxgate.providers._fault import Fault
+
+    llm = FakeLLM(["never heard"], fault=Fault())
+    p = providers(["What time do you open on Saturday?"], llm)
+    result = LocalCall(p).run_virtual(
+        [WaitForAgent(), Say(speech(1500), 16000), WaitForAgent(), HangUp()]
+    )
+    (rec,) = result.records
+    assert rec.heard_text == AgentSettings().error_message
+    assert len(rec.errors) == 1 and "llm" in rec.errors[0]
+
+
+def test_speculative_reply_discarded_when_final_differs() -> None:
+    from voxgate.providers.tts.fake import FakeTTS
+
+    tts = FakeTTS(sample_rate=16000, seconds_per_char=0.05)
+    # Final arrives 400 ms after the flush: the lagging partial "What time do you" is
+    # speculated on first, then the final says more.
+    p = providers(
+        ["What time do you open on Saturday?"],
+        {"saturday": "We open at ten on Saturday."},
+        default="Sorry, I did not catch that.",
+        tts=tts,
+        final_latency=0.4,
+    )
+    result = LocalCall(p).run_virtual(
+        [WaitForAgent(), Say(speech(1000), 16000), WaitForAgent(), HangUp()]
+    )
+    (rec,) = result.records
+    assert rec.speculations_discarded == 1 and not rec.speculative
+    assert isinstance(p.llm, FakeLLM) and len(p.llm.calls) == 2
+    assert p.llm.calls[0][0][-1].content.startswith("What time do")
+    assert p.llm.calls[0][0][-1].content != "What time do you open on Saturday?"
+    assert result.transcript[-1] == ("assistant", "We open at ten on Saturday.")
+    # Nothing of the discarded reply reached the caller: the agent's audio is exactly the
+    # greeting plus the real answer.
+    import numpy as np
+
+    voiced = float(np.count_nonzero(result.agent_audio)) / 16000
+    expected = tts.duration_of(GREETING) + tts.duration_of("We open at ten on Saturday.")
+    assert abs(voiced - expected) < 0.05
+
+
+def test_speculative_reply_committed_when_final_matches() -> None:
+    p = providers(
+        ["What time do you open on Saturday?"],
+        {"saturday": "We open at ten on Saturday."},
+    )
+    result = LocalCall(p).run_virtual(
+        [WaitForAgent(), Say(speech(1500), 16000), WaitForAgent(), HangUp()]
+    )
+    (rec,) = result.records
+    assert rec.speculative and rec.speculations_discarded == 0
+    assert rec.llm_start is not None and rec.endpoint is not None
+    assert rec.llm_start < rec.endpoint  # the LLM ran during the endpointing silence
+    assert result.transcript[-1] == ("assistant", "We open at ten on Saturday.")
+
+
+def test_goodbye_ends_the_call_after_the_farewell() -> None:
+    p = providers(
+        ["What time do you open on Saturday?", "Okay, that's all. Goodbye."],
+        {"saturday": "We open at ten on Saturday."},
+    )
+    call = LocalCall(p)
+    result = call.run_virtual(
+        [
+            WaitForAgent(),
+            Say(speech(1500), 16000),
+            WaitForAgent(),
+            Say(speech(1200, seed=5), 16000),
+            WaitForAgent(timeout=20),
+            Silence(30),  # the agent must hang up long before this runs out
+        ]
+    )
+    assert result.end_reason == "goodbye"
+    assert call.control.actions == ["hangup:goodbye"]
+    assert result.transcript[-1] == ("assistant", AgentSettings().farewell)
+    assert result.records[-1].heard_text == AgentSettings().farewell
+
+
+def test_dtmf_is_recorded_in_history() -> None:
+    from voxgate.agent.local import PressDigit
+
+    p = providers([], {})
+    result = LocalCall(p).run_virtual([WaitForAgent(), PressDigit("5"), PressDigit("#"), HangUp()])
+    assert ("user", "[DTMF 5]") in result.transcript and ("user", "[DTMF #]") in result.transcript
+
+
+def test_reconnect_with_same_conversation_id_resumes_context(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from voxgate.agent.store import SqliteStore
+    from voxgate.agent.vclock import run_virtual
+
+    db = str(Path(str(tmp_path)) / "conv.db")
+
+    def call(question: str, answer: str) -> tuple[LocalCall, object]:
+        p = providers([question], {"": answer})
+        c = LocalCall(p, store=SqliteStore(db), conversation_id="caller-42")
+        return c, p
+
+    c1, p1 = call("My name is Ana.", "Nice to meet you, Ana.")
+    r1 = c1.run_virtual([WaitForAgent(), Say(speech(1200), 16000), WaitForAgent(), HangUp()])
+    assert r1.transcript[-1] == ("assistant", "Nice to meet you, Ana.")
+
+    c2, p2 = call("What is my name?", "Your name is Ana.")
+    r2 = c2.run_virtual([WaitForAgent(), Say(speech(1200), 16000), WaitForAgent(), HangUp()])
+    assert c2.pipeline is not None and c2.pipeline.resumed
+    assert r2.transcript[0] == ("assistant", GREETING)  # the first call's greeting
+    assert ("assistant", AgentSettings().resume_greeting) in r2.transcript
+    llm = p2.llm  # type: ignore[attr-defined]
+    sent = [m.content for m in llm.calls[0][0]]
+    assert "My name is Ana." in sent and "Nice to meet you, Ana." in sent
+
+    async def stored() -> list[str]:
+        store = SqliteStore(db)
+        conv = await store.load("caller-42")
+        await store.close()
+        assert conv is not None and len(conv.turns) == 2
+        return [m.message.content for m in conv.messages]
+
+    assert run_virtual(stored())[-2:] == ["What is my name?", "Your name is Ana."]
+
+
+def test_backchannel_while_caller_talks_at_length() -> None:
+    from voxgate.agent.config import BackchannelSettings
+    from voxgate.providers.tts.fake import FakeTTS
+
+    tts = FakeTTS(sample_rate=16000, seconds_per_char=0.05)
+    settings = AgentSettings(backchannel=BackchannelSettings(enabled=True, min_talk_s=4.0))
+    p = providers(
+        ["So my tooth has been hurting for a while,", "and now it is worse."],
+        {"tooth": "I am sorry to hear that. Let us book you in."},
+        tts=tts,
+    )
+    result = LocalCall(p, settings).run_virtual(
+        [
+            WaitForAgent(),
+            Say(speech(4500), 16000),
+            Silence(0.3),
+            Say(speech(1500, seed=6), 16000),
+            WaitForAgent(),
+            HangUp(),
+        ]
+    )
+    assert "Mm-hm." in tts.requests
+    assert result.interruptions == []
+    assert all("Mm-hm" not in text for _, text in result.transcript)
+    assert result.transcript[-1] == ("assistant", "I am sorry to hear that. Let us book you in.")

@@ -199,6 +199,13 @@ class LocalCall:
         )
         self.pipeline = pipeline
         agent_task = loop.create_task(pipeline.run())
+        # Start the caller's clock only once the agent is up: loading history from a store
+        # that works in a thread (aiosqlite) takes no virtual time, so it must not race ticks.
+        ready = loop.create_task(pipeline.ready.wait())
+        await asyncio.wait([ready, agent_task], return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            await agent_task  # failed while starting: raise its error
         out: list[Pcm16] = []
         utterances: list[CallerUtterance] = []
         silence_out = np.zeros(playout.frame_samples, dtype=np.int16)

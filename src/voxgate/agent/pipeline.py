@@ -124,6 +124,8 @@ class AgentPipeline:
         self.interruptions: list[Interrupt] = []
         self.errors: list[str] = []
         self.resumed = False
+        self.ready = asyncio.Event()
+        """Set once the history is loaded and the STT stream is open (the greeting starts)."""
 
     # --- public -----------------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class AgentPipeline:
         self._stt = self.providers.stt.stream(language=self.settings.language)
         self._spawn(self._transcript_loop())
         self._spawn(self._event_loop())
+        self.ready.set()
         greeting = self.settings.resume_greeting if self.resumed else self.settings.greeting
         if greeting:
             self._start_reply(TurnRecord(-1), fixed_text=greeting)
