@@ -105,6 +105,8 @@ def b64decode(text: str, field: str, max_bytes: int) -> bytes:
     """Strict base64 (no stray characters, correct padding) with a size limit."""
     if len(text) > (max_bytes + 2) // 3 * 4:
         raise StreamProtocolError(f"payload larger than {max_bytes} bytes", field=field)
+    if len(text) % 4:  # strict_mode still takes excess trailing padding ("QUJD=")
+        raise StreamProtocolError("payload is not valid base64 (length)", field=field)
     try:
         return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):

@@ -144,11 +144,15 @@ def _policy(message: str, fieldname: str = "type") -> StreamProtocolError:
     return StreamProtocolError(message, field=fieldname, close_code=CLOSE_POLICY)
 
 
-def _format(obj: object, where: str) -> AudioFormat:
+def _format(obj: object, where: str, strict: bool = True) -> AudioFormat:
+    """A format object; ``strict=False`` (offers in ``hello``) lets unknown encodings and
+    rates through, so a newer client can offer more and still negotiate a format we have."""
     if not isinstance(obj, dict):
         raise StreamProtocolError("must be an object", field=where)
-    encoding = get_str(obj, "encoding", where)
+    encoding = get_str(obj, "encoding", where, max_len=32)
     rate = get_int(obj, "sample_rate", where)
+    if not strict:
+        return AudioFormat(encoding, rate)
     if encoding not in RATES:
         raise StreamProtocolError(f"must be one of {sorted(RATES)}", field=f"{where}.encoding")
     if rate not in RATES[encoding]:
@@ -238,7 +242,7 @@ class NativeAppProtocol(_Base):
         raw = msg.get("formats")
         if not isinstance(raw, list) or not 1 <= len(raw) <= 16:
             raise StreamProtocolError("must be a list of 1-16 formats", field="formats")
-        formats = tuple(_format(item, f"formats[{i}]") for i, item in enumerate(raw))
+        formats = tuple(_format(item, f"formats[{i}]", strict=False) for i, item in enumerate(raw))
         call = get_obj(msg, "call") if "call" in msg else {}
         hello = Hello(
             formats=formats,
@@ -281,7 +285,6 @@ class NativeAppProtocol(_Base):
         return _dumps({"type": "transcript", "role": role, "text": text, "final": final})
 
     def hangup(self, reason: str = "hangup") -> str:
-        self.phase = Phase.CLOSED
         return _dumps({"type": "hangup", "reason": reason})
 
     def transfer(self, target: str) -> str:
@@ -365,5 +368,4 @@ class NativeCallerProtocol(_Base):
         return _dumps({"type": "mark", "name": name, "cleared": cleared})
 
     def stop(self, reason: str = "caller_hangup") -> str:
-        self.phase = Phase.CLOSED
         return _dumps({"type": "stop", "reason": reason})
