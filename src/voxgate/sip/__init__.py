@@ -1,17 +1,34 @@
 """voxgate.sip: a sans-I/O SIP stack (RFC 3261 and friends).
 
 Pure code: bytes and times in, messages, events and timers out. No sockets, no asyncio, no
-clock reads; the asyncio edge (``endpoint.py``) feeds it. The public surface is re-exported
-here; the modules are small and each owns one concern:
+clock reads; the asyncio edge (``endpoint.py``, not part of this package yet) feeds it. The
+public surface is re-exported here; each module owns one concern:
 
-* ``message`` / ``headers`` / ``uri``: the wire format;
-* ``sdp`` / ``offer_answer``: session descriptions and RFC 3264 negotiation;
-* ``auth``: HTTP digest (RFC 7616/8760) for both sides;
-* ``transaction``: RFC 3261 section 17 state machines and the transaction layer;
-* ``dialog`` / ``requests``: dialogs (section 12) and builders for initial requests.
+* ``message`` / ``headers`` / ``uri``: the wire format (RFC 3261 sections 7, 19, 20);
+* ``sdp`` / ``offer_answer``: session descriptions (RFC 4566) and negotiation (RFC 3264);
+* ``auth``: digest authentication for both sides (RFC 7616/8760);
+* ``transaction`` / ``transaction_layer``: section 17 state machines and their manager;
+* ``dialog`` / ``requests``: dialogs (section 12/13) and builders for initial requests.
 """
 
 from voxgate.sip._syntax import Params
+from voxgate.sip.auth import (
+    AuthResult,
+    DigestChallenge,
+    DigestChallenger,
+    DigestCredentials,
+    Ha1,
+    Password,
+    authorize,
+)
+from voxgate.sip.dialog import (
+    AckTimeout,
+    Dialog,
+    DialogId,
+    DialogState,
+    request_dialog_id,
+    response_dialog_id,
+)
 from voxgate.sip.errors import SipParseError
 from voxgate.sip.headers import BRANCH_MAGIC_COOKIE, CSeq, Headers, Via, parse_cseq, parse_via
 from voxgate.sip.message import (
@@ -23,6 +40,57 @@ from voxgate.sip.message import (
     make_response,
     parse_message,
 )
+from voxgate.sip.offer_answer import (
+    OPUS,
+    PCMA,
+    PCMU,
+    TELEPHONE_EVENT,
+    Codec,
+    MediaCapabilities,
+    MediaSession,
+    NegotiatedMedia,
+    NegotiationError,
+    SrtpParams,
+    answer_offer,
+    changed_fields,
+)
+from voxgate.sip.requests import (
+    build_cancel,
+    build_invite,
+    build_options,
+    build_register,
+    build_request,
+    new_branch,
+    new_call_id,
+    new_tag,
+)
+from voxgate.sip.sdp import (
+    Connection,
+    Crypto,
+    MediaDescription,
+    Origin,
+    RtpMap,
+    SdpParseError,
+    SessionDescription,
+)
+from voxgate.sip.transaction import (
+    InviteClientTransaction,
+    InviteServerTransaction,
+    NonInviteClientTransaction,
+    NonInviteServerTransaction,
+    RequestReceived,
+    ResponseReceived,
+    State,
+    StrayResponse,
+    TimerValues,
+    Transaction,
+    TransactionEvent,
+    TransactionTerminated,
+    TransactionTimeout,
+    Transmit,
+    TransportFailure,
+)
+from voxgate.sip.transaction_layer import TransactionLayer
 from voxgate.sip.uri import (
     AbsoluteUri,
     NameAddress,
@@ -35,25 +103,81 @@ from voxgate.sip.uri import (
 
 __all__ = [
     "BRANCH_MAGIC_COOKIE",
+    "OPUS",
+    "PCMA",
+    "PCMU",
     "REASON_PHRASES",
+    "TELEPHONE_EVENT",
     "AbsoluteUri",
+    "AckTimeout",
+    "AuthResult",
     "CSeq",
+    "Codec",
+    "Connection",
+    "Crypto",
+    "Dialog",
+    "DialogId",
+    "DialogState",
+    "DigestChallenge",
+    "DigestChallenger",
+    "DigestCredentials",
+    "Ha1",
     "Headers",
+    "InviteClientTransaction",
+    "InviteServerTransaction",
+    "MediaCapabilities",
+    "MediaDescription",
+    "MediaSession",
     "NameAddress",
+    "NegotiatedMedia",
+    "NegotiationError",
+    "NonInviteClientTransaction",
+    "NonInviteServerTransaction",
+    "Origin",
     "Params",
+    "Password",
+    "RequestReceived",
+    "ResponseReceived",
+    "RtpMap",
+    "SdpParseError",
+    "SessionDescription",
     "SipMessage",
     "SipParseError",
     "SipRequest",
     "SipResponse",
     "SipStreamParser",
     "SipUri",
+    "SrtpParams",
+    "State",
+    "StrayResponse",
     "TelUri",
+    "TimerValues",
+    "Transaction",
+    "TransactionEvent",
+    "TransactionLayer",
+    "TransactionTerminated",
+    "TransactionTimeout",
+    "Transmit",
+    "TransportFailure",
     "Uri",
     "Via",
+    "answer_offer",
+    "authorize",
+    "build_cancel",
+    "build_invite",
+    "build_options",
+    "build_register",
+    "build_request",
+    "changed_fields",
     "make_response",
+    "new_branch",
+    "new_call_id",
+    "new_tag",
     "parse_cseq",
     "parse_message",
     "parse_name_addr",
     "parse_uri",
     "parse_via",
+    "request_dialog_id",
+    "response_dialog_id",
 ]
