@@ -12,7 +12,7 @@ How it decides (a small relative of WebRTC NetEq, without the DSP, which the rec
   same way: ``now - ts_playing/clock - base``, so "delay" means "how much later than the
   fastest possible packet we are playing", independent of the path's fixed latency.
 * **How much delay to aim for.** Lateness goes into a histogram with exponential forgetting;
-  the target delay is a high quantile of it (default 97 %) plus a small margin, clamped to
+  the target delay is a high quantile of it (default 99 %) plus a small margin, clamped to
   ``[min_delay_ms, max_delay_ms]``. Forgetting per packet makes the target grow within a few
   late packets but shrink only over ~10 s: jitter comes in bursts, and shrinking too eagerly
   converts the next burst into losses.
@@ -131,9 +131,9 @@ _BASE_BLOCK_S = 2.0
 _TIMELINE_JUMP_AHEAD_S = 1.0
 _TIMELINE_JUMP_BEHIND_S = 3.0
 _BUCKET_MS = 2.0
-_PRIOR = 20.0
+_PRIOR = 5.0
 _FORGET = 0.995
-"""Histogram forgetting per packet: ~4 s memory at 20 ms, a 3 % tail decays in ~14 s."""
+"""Histogram forgetting per packet: ~4 s memory at 20 ms; a 1 % tail takes ~18 s to decay."""
 
 
 class JitterBuffer:
@@ -152,7 +152,7 @@ class JitterBuffer:
         max_delay_ms: float = 200.0,
         initial_delay_ms: float = 40.0,
         *,
-        quantile: float = 0.97,
+        quantile: float = 0.99,
         margin_ms: float = 5.0,
         capacity: int | None = None,
         underrun_hangover: int = 4,
@@ -190,7 +190,7 @@ class JitterBuffer:
         self._nbuckets = int(max_delay_ms / _BUCKET_MS) + 2
         self._hist: list[float] = [0.0] * self._nbuckets
         self._hist_w = 1.0
-        # A prior at the initial delay, worth ~20 packets: the first seconds of a call keep
+        # A prior at the initial delay, worth ~5 packets: the first ~5 s of a call keep
         # the configured delay unless lateness says more is needed.
         self._hist[min(int(initial_delay_ms / _BUCKET_MS), self._nbuckets - 1)] = _PRIOR
         self._hist_total = _PRIOR
@@ -442,6 +442,18 @@ class JitterBuffer:
                 # the next talkspurt is scheduled afresh below.
                 self._active = False
             else:
+                if self._underrun_run:
+                    # We held (concealing) waiting for this packet, and its successor came
+                    # instead: those held ticks were this loss's concealment. Skip it and
+                    # decide again, so the timeline does not slip a frame per loss.
+                    self._underrun_run -= 1
+                    self._underruns -= 1
+                    if self._pending_underruns:
+                        self._pending_underruns -= 1
+                    self._lost += 1
+                    self._next = nxt + 1
+                    self._play_ts += self._frame_ts
+                    return self.pop(now, quiet)
                 self._lost += 1
                 self._next = nxt + 1
                 self._play_ts += self._frame_ts

@@ -85,7 +85,7 @@ class RtpAudioReceiver:
         resample_quality: Quality = "QQ",
         on_other: Callable[[RtpPacket, float], None] | None = None,
         stamp: bool = True,
-        quantile: float = 0.97,
+        quantile: float = 0.99,
         margin_ms: float = 5.0,
     ) -> None:
         if isinstance(decoders, Mapping):
