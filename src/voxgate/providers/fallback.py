@@ -57,6 +57,8 @@ from voxgate.providers.base import (
 )
 
 Kind = Literal["llm", "stt", "tts"]
+
+
 class _Named(Protocol):
     @property
     def name(self) -> str: ...

@@ -210,6 +210,8 @@ class LlamaLLM:
         self._grammars: dict[str, Any] = {}
         self.grammar_retries = 0
         """Tool calls the model wrote malformed and that were redone under the grammar."""
+        self.tokens_generated = 0
+        """Tokens generated over the object's life (for metrics, and to observe cancellation)."""
         self.chat_template: str | None = self._llm.metadata.get("tokenizer.chat_template")
         if warmup:
             for _ in self._completion(render_chatml([ChatMessage("user", "Hi")]), None, 1):
@@ -248,6 +250,7 @@ class LlamaLLM:
         stream = cast(Iterator[dict[str, Any]], chunks)
         try:
             for chunk in stream:
+                self.tokens_generated += 1
                 yield str(chunk["choices"][0]["text"])
         finally:
             close = getattr(stream, "close", None)

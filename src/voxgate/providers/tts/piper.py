@@ -123,4 +123,3 @@ class PiperTTS:
 
     def close(self) -> None:
         self.executor.shutdown()
-
