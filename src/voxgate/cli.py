@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=cmd_version)
+
+    from voxgate.agent.talk import add_talk_parser
+
+    add_talk_parser(sub)
     return parser
 
 
