@@ -113,6 +113,8 @@ class PlayoutTrack(MediaStreamTrack):
         self._start: float | None = None
         self._pts = 0
         self.frames_sent = 0
+        self.late_frames = 0
+        """Frames produced more than one frame period after their due time (CPU starved)."""
         self.first_audio_at: float | None = None
         """Monotonic time the first non-idle frame left the buffer (benchmarks read it)."""
 
@@ -127,7 +129,9 @@ class PlayoutTrack(MediaStreamTrack):
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            elif delay < -0.2:
+            elif delay < -FRAME_MS / 1000:
+                self.late_frames += 1  # a full frame behind: the far end's jitter buffer pays
+            if delay < -0.2:
                 # The loop stalled for longer than a jitter buffer absorbs: re-anchor instead
                 # of bursting the backlog out at wire speed.
                 self._start = loop.time() - self._pts / self.sample_rate
