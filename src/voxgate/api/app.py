@@ -38,6 +38,7 @@ def create_app(settings: Settings, manager: CallManager | None = None) -> FastAP
     app.state.manager = manager if manager is not None else CallManager(Router([], {}, None))
     app.state.started_at = time.time()
     app.state.draining = False
+    app.state.records = None  # CallRecords, set by the server at start-up when records are on
 
     @app.exception_handler(RequestValidationError)
     async def _bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -74,6 +75,10 @@ def create_app(settings: Settings, manager: CallManager | None = None) -> FastAP
 
     # Edge routers: each edge module exposes `router` (an APIRouter) and reads
     # request.app.state.manager / .settings. Mounted here, one line each.
+    from voxgate.api.calls import router as calls_router
+    app.include_router(calls_router)
+    from voxgate.api.dashboard import router as dashboard_router
+    app.include_router(dashboard_router)
     from voxgate.webrtc.edge import router as webrtc_router
     app.include_router(webrtc_router)
     from voxgate.websocket.routes import router as websocket_router
