@@ -9,8 +9,9 @@ commas and semicolons inside ``"..."`` or ``<...>`` belong to the value, not to 
 
 from __future__ import annotations
 
+import re
 import string
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from voxgate.sip.errors import SipParseError
 
@@ -21,9 +22,20 @@ _HEX = frozenset(string.hexdigits)
 WS = " \t"
 
 
+def only(chars: Iterable[str]) -> Callable[[str], bool]:
+    """A fast ``all(c in chars for c in text)``: one compiled character-class regex (the
+    generator form dominated parse profiles)."""
+    pattern = re.compile("[" + "".join(re.escape(c) for c in sorted(set(chars))) + "]*")
+    match = pattern.fullmatch
+    return lambda text: match(text) is not None
+
+
+_token_match = re.compile("[" + "".join(re.escape(c) for c in sorted(TOKEN_CHARS)) + "]+").fullmatch
+
+
 def is_token(text: str) -> bool:
     """Return whether ``text`` is a non-empty RFC 3261 token."""
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return _token_match(text) is not None
 
 
 def split_outside(text: str, sep: str) -> list[str]:

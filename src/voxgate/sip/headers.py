@@ -81,6 +81,19 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(name.lower(), name)
 
 
+_KEYS: dict[str, str] = {}
+
+
+def _key(name: str) -> str:
+    """Lowercase canonical name, memoized: lookups by the same few names dominate."""
+    key = _KEYS.get(name)
+    if key is None:
+        key = canonical_name(name).lower()
+        if len(_KEYS) < 4096:  # bounded: header names come from the network
+            _KEYS[name] = key
+    return key
+
+
 class Headers:
     """An ordered multimap of SIP headers with case-insensitive, compact-aware names.
 
@@ -100,6 +113,21 @@ class Headers:
         canon = canonical_name(name)
         self._items.append((canon.lower(), canon, value))
 
+    def add_canonical(self, canon: str, value: str) -> None:
+        """:meth:`add` for a name already in canonical form (the parser's fast path)."""
+        self._items.append((canon.lower(), canon, value))
+
+    def repeated(self, names: frozenset[str]) -> str | None:
+        """The canonical name of the first header among lowercase ``names`` that occurs more
+        than once, else ``None`` (one pass, for single-instance header validation)."""
+        seen: set[str] = set()
+        for key, canon, _ in self._items:
+            if key in names:
+                if key in seen:
+                    return canon
+                seen.add(key)
+        return None
+
     def prepend(self, name: str, value: str) -> None:
         """Insert a header before the first one of the same name, or at the top (a new Via)."""
         canon = canonical_name(name)
@@ -112,7 +140,7 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` or ``default``."""
-        key = canonical_name(name).lower()
+        key = _key(name)
         for item in self._items:
             if item[0] == key:
                 return item[2]
@@ -120,7 +148,7 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """All values of ``name`` in order."""
-        key = canonical_name(name).lower()
+        key = _key(name)
         return [item[2] for item in self._items if item[0] == key]
 
     def count(self, name: str) -> int:
@@ -168,7 +196,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_name(name).lower()
+        key = _key(name)
         return any(item[0] == key for item in self._items)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:

@@ -321,20 +321,19 @@ def _fill_headers(msg: SipMessage, lines: list[str]) -> SipParseError | None:
         if canon.lower() in LIST_HEADERS:
             try:
                 for item in split_commas(value):
-                    headers.add(canon, item)
+                    headers.add_canonical(canon, item)
             except SipParseError as exc:
                 error = error or SipParseError(str(exc), reason=f"Bad {canon}")
         else:
-            headers.add(canon, value)
+            headers.add_canonical(canon, value)
     return error
 
 
 def _validate(msg: SipMessage) -> None:
     headers = msg.headers
-    for name in SINGLE_HEADERS:
-        if headers.count(name) > 1:
-            canon = canonical_name(name)
-            raise SipParseError(f"more than one {canon} header", reason=f"Multiple {canon}")
+    repeated = headers.repeated(SINGLE_HEADERS)
+    if repeated is not None:
+        raise SipParseError(f"more than one {repeated} header", reason=f"Multiple {repeated}")
     if not msg.vias:
         raise SipParseError("missing Via header", reason="Missing Via")
     if not msg.call_id:

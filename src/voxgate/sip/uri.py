@@ -21,6 +21,7 @@ with 416, not a parse error.
 from __future__ import annotations
 
 import ipaddress
+import re
 import string
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -31,6 +32,7 @@ from voxgate.sip._syntax import (
     Params,
     escape,
     is_token,
+    only,
     parse_params,
     quote,
     split_outside,
@@ -58,7 +60,14 @@ _HEADER_CHARS = _UNRESERVED | frozenset("[]/?:+$%")
 _HOST_CHARS = frozenset(_ALNUM + "-.")
 _SCHEME_CHARS = frozenset(_ALNUM + "+-.")
 _TEL_CHARS = frozenset(string.digits + "+-.()*#ABCDabcdpw")
-_FORBIDDEN = frozenset(WS + '<>"\r\n')
+_is_user = only(_USER_CHARS | {"%"})
+_is_password = only(_PASSWORD_CHARS | {"%"})
+_is_header = only(_HEADER_CHARS)
+_is_param = only(_PARAM_CHARS)
+_is_host = only(_HOST_CHARS)
+_is_scheme = only(_SCHEME_CHARS)
+_is_tel = only(_TEL_CHARS)
+_has_forbidden = re.compile("[" + re.escape(WS + '<>"\r\n') + "]").search
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +166,7 @@ def _check_host(host: str, text: str) -> None:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
             raise SipParseError(f"bad IPv6 address in {text!r}") from None
-    elif not all(c in _HOST_CHARS for c in host) or host[0] in "-." or ".." in host:
+    elif not _is_host(host) or host[0] in "-." or ".." in host:
         raise SipParseError(f"bad host {host!r} in {text!r}")
 
 
@@ -192,11 +201,11 @@ def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:
     if at >= 0:
         userinfo, rest = rest[:at], rest[at + 1 :]
         u, colon, pw = userinfo.partition(":")
-        if not u or not all(c in _USER_CHARS or c == "%" for c in u):
+        if not u or not _is_user(u):
             raise SipParseError(f"bad user part in {text!r}")
         user = unescape(u)
         if colon:
-            if not all(c in _PASSWORD_CHARS or c == "%" for c in pw):
+            if not _is_password(pw):
                 raise SipParseError(f"bad password in {text!r}")
             password = unescape(pw)
     rest, qmark, header_text = rest.partition("?")
@@ -205,7 +214,7 @@ def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:
         pairs = []
         for item in header_text.split("&"):
             name, eq, value = item.partition("=")
-            if not name or not eq or not all(c in _HEADER_CHARS for c in name + value):
+            if not name or not eq or not _is_header(name + value):
                 raise SipParseError(f"bad URI header {item!r} in {text!r}")
             pairs.append((name, value))
         headers = tuple(pairs)
@@ -214,7 +223,7 @@ def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:
     items: list[tuple[str, str | None]] = []
     for seg in param_segs:
         name, eq, value = seg.partition("=")
-        if not name or not all(c in _PARAM_CHARS for c in name + value) or (eq and not value):
+        if not name or not _is_param(name + value) or (eq and not value):
             raise SipParseError(f"bad URI parameter {seg!r} in {text!r}")
         items.append((name, value if eq else None))
     return SipUri(host, user, password, port, Params(items), headers, scheme)
@@ -223,19 +232,19 @@ def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:
 @lru_cache(maxsize=4096)
 def parse_uri(text: str) -> Uri:
     """Parse a URI (no surrounding ``<>``); raise :class:`SipParseError` if malformed."""
-    if not text or any(c in _FORBIDDEN for c in text):
+    if not text or _has_forbidden(text):
         raise SipParseError(f"bad URI {text!r}")
     scheme, colon, rest = text.partition(":")
     if not colon or not scheme or not scheme[0].isalpha() or not rest:
         raise SipParseError(f"bad URI {text!r}")
-    if not all(c in _SCHEME_CHARS for c in scheme):
+    if not _is_scheme(scheme):
         raise SipParseError(f"bad URI scheme in {text!r}")
     lower = scheme.lower()
     if lower in ("sip", "sips"):
         return _parse_sip(lower, rest, text)
     if lower == "tel":
         number, *segs = rest.split(";")
-        if not number or not all(c in _TEL_CHARS for c in number):
+        if not number or not _is_tel(number):
             raise SipParseError(f"bad tel number in {text!r}")
         return TelUri(number, parse_params(segs, what="tel parameter"))
     if not rest.isprintable():
