@@ -169,10 +169,10 @@ def main() -> None:
     invites = [invite(i) for i in range(n)]
     oks = [ok(i) for i in range(n)]
     rows = [
-        ("INVITE + SDP (%d B)" % len(invites[0]), "parse", per_message_us(invites, "parse", repeat)),
+        (f"INVITE + SDP ({len(invites[0])} B)", "parse", per_message_us(invites, "parse", repeat)),
         ("INVITE + SDP", "parse + serialize", per_message_us(invites, "parse+serialize", repeat)),
         ("INVITE + SDP", "parse + SDP body parse", per_message_us(invites, "parse+SDP", repeat)),
-        ("200 OK + SDP (%d B)" % len(oks[0]), "parse", per_message_us(oks, "parse", repeat)),
+        (f"200 OK + SDP ({len(oks[0])} B)", "parse", per_message_us(oks, "parse", repeat)),
         ("200 OK + SDP", "parse + serialize", per_message_us(oks, "parse+serialize", repeat)),
     ]
     wire_s = min(call_exchange(calls, True) for _ in range(2))
