@@ -397,3 +397,11 @@ def test_stream_parser_survives_invalid_framed_message_but_not_missing_length() 
     with pytest.raises(SipParseError):
         parser.next_message()
     assert parser.broken
+
+
+def test_stream_parser_refuses_huge_content_length() -> None:
+    parser = SipStreamParser()
+    parser.feed(request("OPTIONS", "Content-Length: 9999999999"))
+    with pytest.raises(SipParseError):
+        parser.next_message()
+    assert parser.broken

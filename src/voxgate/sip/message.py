@@ -257,6 +257,8 @@ _LINE_SPLIT = re.compile(r"\r?\n")
 _CONTENT_LENGTH_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*\r?$", re.I | re.M)
 MAX_HEADER_BYTES = 65536
 """Header block size over which a stream is considered broken (no legitimate peer sends it)."""
+MAX_BODY_BYTES = 1 << 20
+"""Largest Content-Length a stream accepts; more would let a peer make us buffer without bound."""
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -444,7 +446,11 @@ class SipStreamParser:
         if match is None:
             self.broken = True
             raise SipParseError("missing Content-Length on a stream transport")
-        total = end + 4 + int(match.group(1))
+        length = int(match.group(1))
+        if length > MAX_BODY_BYTES:
+            self.broken = True
+            raise SipParseError(f"Content-Length {length} over the {MAX_BODY_BYTES} byte limit")
+        total = end + 4 + length
         if len(buf) < total:
             return None
         data = bytes(buf[:total])
