@@ -238,7 +238,7 @@ def main() -> None:
         rows.append(
             (
                 "Resample 8 -> 16 kHz",
-                f"voxgate StreamResampler (soxr {q})",
+                f"voxgate StreamResampler (polyphase FIR {q}; soxr etc. in bench/resample.py)",
                 per_frame_us(lambda i, r=rs: r.process(f8[i]), n8),
             )
         )
@@ -246,7 +246,7 @@ def main() -> None:
     rows.append(
         (
             "Resample 48 -> 8 kHz",
-            "voxgate StreamResampler (soxr HQ)",
+            "voxgate StreamResampler (polyphase FIR HQ)",
             per_frame_us(lambda i: rs48.process(f48[i]), n48),
         )
     )
