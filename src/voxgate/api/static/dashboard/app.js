@@ -43,9 +43,9 @@
     return d.toISOString().replace("T", " ").slice(0, 19);
   }
   const ms = (v) => (v === null || v === undefined ? "—" : `${Math.round(v)} ms`);
-  const secs = (v) => (v === null || v === undefined ? "—" : v < 60 ? `${v.toFixed(1)} s` : `${Math.floor(v / 60)}m ${Math.round(v % 60)}s`);
+  const secs = (v) => (v === null || v === undefined ? "—" : v < 60 ? `${v.toFixed(1)} s` : `${Math.floor(v / 60)}m ${String(Math.floor(v % 60)).padStart(2, "0")}s`);
   const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
-  const money = (v) => (v === null || v === undefined ? "—" : `$${v.toFixed(v < 0.1 ? 4 : 2)}`);
+  const money = (v) => (v === null || v === undefined ? "—" : `$${v.toFixed(v < 1 ? 4 : 2)}`);
   const reasonBadge = (r, live) =>
     live ? h("span", { class: "badge live" }, "live") :
     !r ? h("span", { class: "badge live" }, "active") :
@@ -97,11 +97,17 @@
         { name: "p95", color: "#e15759", dash: "6 3", points: data.latency.map((b) => [mid(b), b.p95_ms]) },
       ],
       xMin: t0, xMax: t1, xFormat: fmtT, yLabel: "ms", xLabel: span > 2 * 86400 ? "date (UTC)" : "time (UTC)",
-      xTicks: (a, b) => { const step = C.ticks(0, (b - a) / 3600, 6).step * 3600; const out = []; for (let v = Math.ceil(a / step) * step; v <= b; v += step) out.push(v); return out; },
+      xTicks: (a, b) => {
+        // Whole hours or days (UTC), at most ~8 labels.
+        const hoursPer = [1, 2, 3, 4, 6, 12, 24, 48, 72, 168].find((n) => (b - a) / (n * 3600) <= 8) || 168;
+        const step = hoursPer * 3600, out = [];
+        for (let v = Math.ceil(a / step) * step; v <= b; v += step) out.push(v);
+        return out;
+      },
     });
     C.barChart(reasons, {
       title: "How calls ended",
-      items: data.end_reasons.map((r) => ({ label: r.reason, value: r.count, color: r.failure ? "#c0392b" : r.reason === "active" ? "#b7791f" : "#2e8b57" })),
+      items: data.end_reasons.map((r) => ({ label: r.reason === "active" ? "still active" : r.reason, value: r.count, color: r.failure ? "#c0392b" : r.reason === "active" ? "#b7791f" : "#2e8b57" })),
       xLabel: "calls (red: failure)",
     });
   }
@@ -178,8 +184,8 @@
       const values = Object.assign({}, s, { network: jbAt(t), playback: playback });
       const sum = STAGES.reduce((a, st) => a + (values[st.key] || 0), 0);
       const notes = [];
-      if (t.voice_to_voice_ms != null) notes.push(`(pipeline ${Math.round(t.voice_to_voice_ms)})`);
-      if (t.interrupted) notes.push("interrupted");
+      if (t.voice_to_voice_ms != null) notes.push(`(pipeline ${Math.round(t.voice_to_voice_ms)} ms)`);
+      if (t.interrupted) notes.push("· interrupted");
       return { label: `Turn ${t.index + 1}`, title: tl.user_text || "", values: values, total: sum, note: notes.join(" ") };
     });
   }
@@ -222,7 +228,10 @@
         meta("Started (UTC)", utc(c.started_at)), meta("Duration", secs(c.duration_s)), meta("Codec", c.codec || "—"),
         meta("Turns", String(c.turn_count)), meta("p50 / max latency", `${ms(c.latency_p50_ms)} / ${ms(c.latency_max_ms)}`),
         meta("Cost", money(c.cost_usd)))),
-      card(waterfall),
+      card(waterfall, h("p", { class: "muted caption" },
+        "Stages run left to right from the moment the caller stopped speaking. The bar's total is what the caller waited; " +
+        "\"pipeline\" is the agent's own voice-to-voice measure (without network and playback). Network = jitter-buffer delay " +
+        "in that part of the call; playback = first agent audio sent → the edge reported it played. Hover a bar for details.")),
       h("div", { class: "grid2" }, card(netMs), card(netLoss)),
       card(h("h2", {}, "Recording"), h("div", { class: "players" }, players)),
       card(h("h2", {}, "Transcript"), h("label", { class: "muted" }, showPartials, " show partial results"),

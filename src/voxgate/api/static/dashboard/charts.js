@@ -26,7 +26,9 @@
     const mag = Math.pow(10, Math.floor(Math.log10(raw)));
     const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) || 10 * mag;
     const out = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    const first = Math.floor(lo / step + 1e-9) * step;
+    const last = Math.ceil(hi / step - 1e-9) * step;
+    for (let v = first; v <= last + step * 1e-9; v += step) {
       out.push(Math.round(v / step) * step);
     }
     return { values: out, step: step };
@@ -36,6 +38,11 @@
     if (Math.abs(v) >= 1000) return v.toLocaleString("en-US", { maximumFractionDigits: 0 });
     if (Math.abs(v) >= 10 || v === 0) return String(Math.round(v * 10) / 10);
     return String(Math.round(v * 100) / 100);
+  }
+
+  // Drawing at the container's CSS width keeps 1 SVG unit = 1 px, so text stays 12 px.
+  function widthOf(container, fallback) {
+    return Math.max(360, Math.round(container.clientWidth || fallback));
   }
 
   function svgRoot(container, width, height, label) {
@@ -64,7 +71,7 @@
   // Line chart. opts: {title, series:[{name,color,dash,points:[[x,y],...]}], xLabel, yLabel,
   // xFormat(x)->str, yFormat(y)->str, xMin, xMax, yMin, height}
   function lineChart(container, opts) {
-    const W = 640, H = opts.height || 280;
+    const W = widthOf(container, 640), H = opts.height || 280;
     const svg = svgRoot(container, W, H, opts.title || "line chart");
     const all = opts.series.flatMap((s) => s.points.filter((p) => p[1] !== null && p[1] !== undefined));
     if (opts.title) text(svg, 0, 16, opts.title, { class: "title" });
@@ -123,7 +130,7 @@
 
   // Horizontal bars. opts: {title, items:[{label,value,color}], valueFormat, xLabel}
   function barChart(container, opts) {
-    const W = 640, rowH = 26;
+    const W = widthOf(container, 640), rowH = 26;
     const items = opts.items;
     const labelW = Math.min(220, 16 + Math.max(40, ...items.map((i) => i.label.length * 7)));
     const top = opts.title ? 30 : 8, bottom = 40;
@@ -160,7 +167,7 @@
   // Waterfall: one row per turn, stages laid end to end from the caller's end of speech.
   // opts: {title, stages:[{key,name,color}], rows:[{label, title, values:{key: ms|null}, total, note}], xLabel}
   function waterfall(container, opts) {
-    const W = 760, rowH = 30, labelW = 78;
+    const W = widthOf(container, 760), rowH = 30, labelW = 78;
     const svg0 = svgRoot(container, W, 100, opts.title || "latency waterfall");
     if (opts.title) text(svg0, 0, 16, opts.title, { class: "title" });
     const legendBottom = legend(svg0, opts.stages.map((s) => ({ name: s.name, color: s.color })), 0, 40, W);
@@ -174,7 +181,8 @@
     const sums = opts.rows.map((r) => opts.stages.reduce((a, s) => a + (r.values[s.key] || 0), 0));
     const xt = ticks(0, Math.max(...sums, 1) * 1.05, 7);
     const xmax = xt.values[xt.values.length - 1];
-    const pw = W - labelW - 70;
+    const noteW = Math.max(...opts.rows.map((r) => 8 + 7 * ((r.note || "").length + 9)));
+    const pw = W - labelW - Math.min(noteW, W / 3);
     const sx = (v) => labelW + (v / xmax) * pw;
     const grid = el("g", { class: "grid" }, svg0), axis = el("g", { class: "axis" }, svg0);
     const plotBottom = top + opts.rows.length * rowH;

@@ -1,0 +1,197 @@
+"""The dashboard in headless Chromium against uvicorn on loopback and a seeded SQLite DB.
+
+Logs in, reads the overview, filters the call list, opens a call and checks that the
+waterfall and network charts hold the seeded numbers, the transcript shows confidence and
+the recording player's URL is served with the cookie (and not without it). Screenshots go
+to ``artifacts/dashboard/`` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.test_calls import TOKEN, seed
+from tests.servers import free_port
+from voxgate.observability.records import CallRecords
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} missing (Debian package: chromium)"),
+]
+
+SERVER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    import uvicorn
+    from pydantic import SecretStr
+    from voxgate.api.app import create_app
+    from voxgate.config import load_settings
+    from voxgate.observability.records import CallRecords
+
+    async def main():
+        url, rec_dir, port, token = sys.argv[1:5]
+        settings = load_settings()
+        settings.auth.api_tokens = [SecretStr(token)]
+        settings.records.recordings_dir = Path(rec_dir)
+        records = await CallRecords.open(url)
+        app = create_app(settings)
+        app.state.records = records
+        config = uvicorn.Config(app, host="127.0.0.1", port=int(port), log_level="warning",
+                                lifespan="off")
+        await uvicorn.Server(config).serve()
+
+    asyncio.run(main())
+    """
+)
+
+
+async def _seed(url: str, rec_dir: Path) -> None:
+    records = await CallRecords.open(url)
+    try:
+        await seed(records, rec_dir, extra=40)
+    finally:
+        await records.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/records.db"
+    rec_dir = tmp_path / "rec"
+    asyncio.run(_seed(url, rec_dir))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, url, str(rec_dir), str(port), TOKEN],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start: {proc.stderr.read() if proc.stderr else ''}") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_dashboard_in_chromium(server: str) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+
+            # Login.
+            page.goto(server + "/dashboard")
+            page.fill("#token", "wrong-token")
+            page.click("button[type=submit]")
+            assert page.locator(".error").inner_text() == "That token is not valid."
+            page.fill("#token", TOKEN)
+            page.click("button[type=submit]")
+            page.wait_for_selector("[data-tile=calls]")
+            errors.clear()  # the 401 of the wrong-token attempt is logged as a console error
+            cookies = page.context.cookies()
+            auth = next(c for c in cookies if c["name"] == "voxgate_token")
+            assert auth["httpOnly"] and auth["sameSite"] == "Strict"
+            assert page.evaluate("document.cookie") == ""  # not readable from scripts
+
+            # Overview: tiles, p50/p95 chart with points, end-reason bars.
+            page.wait_for_selector("#latency-chart svg .series circle")
+            calls_tile = page.locator("[data-tile=calls] .value").inner_text()
+            assert int(calls_tile) >= 40
+            assert page.locator("#latency-chart .series[data-series=p95] circle").count() >= 5
+            assert page.locator("#reasons-chart rect.bar").count() >= 4
+            assert page.locator("#latency-chart text", has_text="ms").count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
+
+            # Call list and filters.
+            page.click("a[data-nav=calls]")
+            page.wait_for_selector("#calls-table tbody tr")
+            total = page.locator("#calls-table tbody tr").count()
+            assert total >= 45
+            page.select_option("select[name=edge]", "sip")
+            page.fill("input[name=min_latency_ms]", "1000")
+            page.click("#call-filters button[type=submit]")
+            page.wait_for_function("location.hash.includes('min_latency_ms=1000')")
+            page.wait_for_function(
+                f"document.querySelectorAll('#calls-table tbody tr').length < {total}"
+            )
+            rows = page.locator("#calls-table tbody tr")
+            assert rows.count() >= 1
+            for i in range(rows.count()):
+                cells = rows.nth(i).locator("td")
+                assert cells.nth(1).inner_text() == "sip"
+                assert float(cells.nth(8).inner_text().removesuffix(" ms")) >= 1000
+            assert page.locator("#calls-table tr[data-call=call_a1]").count() == 1
+            page.screenshot(path=str(ARTIFACTS / "calls-filtered.png"), full_page=True)
+
+            # One call: waterfall, network charts, transcript, recording.
+            page.click("#calls-table tr[data-call=call_a1]")
+            page.wait_for_selector("#waterfall rect.segment")
+            assert page.locator("#waterfall g.turn").count() == 3
+            first = page.locator("#waterfall g.turn[data-turn='0']")
+            stage_ms = {
+                first.locator("rect.segment").nth(i).get_attribute("data-stage"):
+                float(first.locator("rect.segment").nth(i).get_attribute("data-ms") or 0)
+                for i in range(first.locator("rect.segment").count())
+            }
+            assert stage_ms["endpointing"] == 250 and stage_ms["stt"] == 40
+            assert stage_ms["llm_ttft"] == 180 and stage_ms["tts_first_chunk"] == 110
+            assert stage_ms["playback"] == pytest.approx(60, abs=0.5)
+            assert 30 <= stage_ms["network"] <= 90  # the seeded jitter-buffer delay range
+            assert page.locator("#network-chart .series[data-series='Jitter'] circle").count() == 12
+            assert page.locator("#loss-chart .series circle").count() == 12
+            conf = page.locator("#transcript .conf")
+            assert conf.count() == 3 and conf.first.inner_text() == "55%"
+            src = page.locator("audio[data-track=caller]").get_attribute("src")
+            assert src == "/v1/calls/call_a1/recording/caller"
+            status = page.evaluate("async (u) => (await fetch(u)).status", src)
+            assert status == 200
+            page.screenshot(path=str(ARTIFACTS / "call.png"), full_page=True)
+
+            # Live page renders (no live calls in this process).
+            page.click("a[data-nav=live]")
+            page.wait_for_selector("text=No live calls.")
+
+            # Another browser context without the cookie gets no recording.
+            other = browser.new_context()
+            response = other.request.get(server + src)
+            assert response.status == 401
+            other.close()
+
+            # Sign out.
+            page.click(".logout button")
+            page.wait_for_selector("#token")
+            assert all(c["name"] != "voxgate_token" for c in page.context.cookies())
+            assert errors == []
+        finally:
+            browser.close()
