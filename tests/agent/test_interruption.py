@@ -55,7 +55,7 @@ def test_words_interrupt_after_min_speech() -> None:
 def test_sustained_speech_interrupts_without_words() -> None:
     p = speaking_policy()
     _, out = feed(p, 0.0, 1400, True)
-    assert len(out) == 1 and out[0].reason == "duration" and out[0].speech_ms == 1200
+    assert len(out) == 1 and out[0].reason == "duration" and out[0].speech_ms == 1000
 
 
 def test_duration_only_mode() -> None:

@@ -64,7 +64,7 @@ class InterruptionSettings(_Model):
     enabled: bool = True
     min_speech_ms: int = Field(300, ge=0)
     min_words: int = Field(1, ge=0)
-    long_speech_ms: int | None = Field(1200, ge=0)
+    long_speech_ms: int | None = Field(1000, ge=0)
     backchannels: list[str] = Field(default_factory=lambda: sorted(BACKCHANNELS))
 
     def to_config(self) -> InterruptionConfig:

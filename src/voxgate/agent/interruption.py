@@ -27,7 +27,7 @@ class InterruptionConfig:
     """Speech shorter than this never interrupts (coughs, clicks, noise bursts)."""
     min_words: int = 1
     """Non-backchannel words needed together with ``min_speech_ms``; 0 = duration alone."""
-    long_speech_ms: int | None = 1200
+    long_speech_ms: int | None = 1000
     """Speech this long interrupts without words (None: words always required)."""
     gap_ms: int = 600
     """Silence that ends one caller utterance; the next one starts counting from zero."""

@@ -104,8 +104,16 @@ class LocalCallResult:
     interruptions: list[Interrupt]
     utterances: list[CallerUtterance]
     sink_clears: int
+    start_time: float = 0.0
+    """Loop time of the first tick: ``agent_audio[i]`` played at ``start_time + i / rate``."""
     errors: list[str] = field(default_factory=list)
     timed_out: bool = False
+
+    def agent_audio_between(self, start: float, end: float | None = None) -> Pcm16:
+        """The agent's track between two loop times (``end`` None: to the end of the call)."""
+        a = max(0, round((start - self.start_time) * self.sample_rate))
+        b = None if end is None else max(a, round((end - self.start_time) * self.sample_rate))
+        return self.agent_audio[a:b]
 
     def agent_said(self) -> list[str]:
         return [text for role, text in self.transcript if role == "assistant"]
@@ -251,6 +259,7 @@ class LocalCall:
             interruptions=list(pipeline.interruptions),
             utterances=utterances,
             sink_clears=pipeline.sink_clears,
+            start_time=t0 + self.frame_ms / 1000.0,
             errors=list(pipeline.errors),
             timed_out=timed_out,
         )
