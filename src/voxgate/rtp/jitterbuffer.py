@@ -131,9 +131,12 @@ _BASE_BLOCK_S = 2.0
 _TIMELINE_JUMP_AHEAD_S = 1.0
 _TIMELINE_JUMP_BEHIND_S = 3.0
 _BUCKET_MS = 2.0
+_PER_SECOND = 1000.0 / _BUCKET_MS
+"""Histogram buckets per second of lateness."""
 _PRIOR = 5.0
 _FORGET = 0.995
 """Histogram forgetting per packet: ~4 s memory at 20 ms; a 1 % tail takes ~18 s to decay."""
+_GROW = 1.0 / _FORGET
 
 
 class JitterBuffer:
@@ -193,7 +196,6 @@ class JitterBuffer:
         # A prior at the initial delay, worth ~5 packets: the first ~5 s of a call keep
         # the configured delay unless lateness says more is needed.
         self._hist[min(int(initial_delay_ms / _BUCKET_MS), self._nbuckets - 1)] = _PRIOR
-        self._hist_total = _PRIOR
         self._target = min(max(initial_delay_ms / 1000.0, self._min_delay), self._max_delay)
         self._since_target = 0
         self._jitter = 0.0
@@ -334,7 +336,36 @@ class JitterBuffer:
         self._ts[slot] = ts
         self._arr[slot] = arrival
         self._count += 1
-        self._observe(transit, arrival)
+        # Lateness bookkeeping, inline (this runs for every packet): base transit as the
+        # minimum over the current and previous 2 s block, RFC 3550 jitter, histogram.
+        if arrival - self._block_start >= _BASE_BLOCK_S:
+            self._base_prev = self._base_cur
+            self._base_cur = transit
+            self._block_start = arrival
+        elif transit < self._base_cur:
+            self._base_cur = transit
+        base = self._base_cur if self._base_cur < self._base_prev else self._base_prev
+        self._base = base
+        prev = self._prev_transit
+        self._prev_transit = transit
+        if prev == prev:  # not NaN
+            dd = transit - prev
+            self._jitter += ((dd if dd >= 0.0 else -dd) - self._jitter) * 0.0625
+        late = transit - base
+        i = int(late * _PER_SECOND)
+        if i >= self._nbuckets:
+            i = self._nbuckets - 1
+        # Forgetting by growing the weight of new samples instead of decaying old ones.
+        w = self._hist_w
+        self._hist[i] += w
+        w *= _GROW
+        if w > 1e12:
+            self._hist = [h / w for h in self._hist]
+            w = 1.0
+        self._hist_w = w
+        self._since_target += 1
+        if late > self._target or self._since_target >= 16:
+            self._update_target()
 
     def _make_room(self, ext: int) -> None:
         """A packet is a whole capacity ahead: skip the oldest sequence numbers for it."""
@@ -352,47 +383,12 @@ class JitterBuffer:
         self._next = new_next
         self._active = False
 
-    def _observe(self, transit: float, arrival: float) -> None:
-        """Update base transit, RFC 3550 jitter and the lateness histogram."""
-        if arrival - self._block_start >= _BASE_BLOCK_S:
-            self._base_prev = self._base_cur
-            self._base_cur = transit
-            self._block_start = arrival
-        elif transit < self._base_cur:
-            self._base_cur = transit
-        base = self._base_cur if self._base_cur < self._base_prev else self._base_prev
-        self._base = base
-        prev = self._prev_transit
-        self._prev_transit = transit
-        if prev == prev:  # not NaN
-            dd = transit - prev
-            if dd < 0:
-                dd = -dd
-            self._jitter += (dd - self._jitter) * 0.0625
-        late = transit - base
-        i = int(late * (1000.0 / _BUCKET_MS))
-        if i >= self._nbuckets:
-            i = self._nbuckets - 1
-        w = self._hist_w
-        self._hist[i] += w
-        self._hist_total += w
-        w *= 1.0 / _FORGET
-        if w > 1e12:
-            scale = 1.0 / w
-            self._hist = [h * scale for h in self._hist]
-            self._hist_total *= scale
-            w = 1.0
-        self._hist_w = w
-        self._since_target += 1
-        if late > self._target or self._since_target >= 8:
-            self._update_target()
-
     def _update_target(self) -> None:
         """Target = lateness quantile + margin, clamped; scanned from the top (short tail)."""
         self._since_target = 0
-        tail = (1.0 - self._quantile) * self._hist_total
-        acc = 0.0
         hist = self._hist
+        tail = (1.0 - self._quantile) * sum(hist)
+        acc = 0.0
         i = self._nbuckets - 1
         while i > 0:
             acc += hist[i]

@@ -156,30 +156,36 @@ class RtpAudioReceiver:
     def pull(self, now: float) -> AudioFrame:
         """The frame to play at the tick ``now``: always ``frame_ms`` at ``out_rate``."""
         n = self._frame_out
+        out_rate = self.out_rate
+        samples = None
         while self._credit < n:
             pcm, rate = self._next_pcm(now)
-            if rate == self.out_rate:
+            if rate == out_rate:
                 out = pcm
-                self._credit += pcm.shape[0]
+                gained = float(pcm.shape[0])
             else:
                 rs = self._resamplers.get(rate)
                 if rs is None:
-                    rs = self._resamplers[rate] = StreamResampler(
-                        rate, self.out_rate, self._quality
-                    )
+                    rs = self._resamplers[rate] = StreamResampler(rate, out_rate, self._quality)
                 out = rs.process(pcm)
-                self._credit += pcm.shape[0] * self.out_rate / rate
-            if out.shape[0]:
+                gained = pcm.shape[0] * out_rate / rate
+            got = out.shape[0]
+            if got == n and gained == n and not self._buffered and self._credit == 0.0:
+                samples = out  # the steady state: one packet in, exactly one frame out
+                break
+            if got:
                 self._chunks.append(out)
-                self._buffered += out.shape[0]
-        self._credit -= n
-        chunks = self._chunks
-        if len(chunks) == 1 and self._buffered == n:
-            samples = chunks[0]
-            chunks.clear()
-            self._buffered = 0
+                self._buffered += got
+            self._credit += gained
         else:
-            samples = self._take(n)
+            self._credit -= n
+            chunks = self._chunks
+            if len(chunks) == 1 and self._buffered == n:
+                samples = chunks[0]
+                chunks.clear()
+                self._buffered = 0
+            else:
+                samples = self._take(n)
         frame: AudioFrame = _new_frame(AudioFrame)
         # Filled directly: the samples are ours and known valid, and __post_init__'s checks
         # are a measurable share of a 20 ms frame's budget.
