@@ -25,12 +25,13 @@ import asyncio
 import contextlib
 import hmac
 import itertools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -155,6 +156,10 @@ def _nat(call: AppCall, what: str = "this") -> native.NativeAppProtocol:
 
 
 Handler = Callable[[AppCall], Awaitable[None]]
+# websockets logs request headers (the Authorization secret) at DEBUG; this server's logger
+# is pinned at INFO so turning on debug logging never writes it.
+_wire_log = logging.getLogger("voxgate.client.wire")
+_wire_log.setLevel(logging.INFO)
 _ids = itertools.count(1)
 
 
@@ -244,7 +249,7 @@ def serve(
     protocol: Protocol = "twilio",
     auth_header: str | None = None,
     max_size: int = 1 << 20,
-) -> ws_serve:
+) -> Server:
     """Start the app server (use as ``async with serve(...) as server``).
 
     ``auth_header``: when set, connections must send exactly this ``Authorization`` value
@@ -277,5 +282,11 @@ def serve(
                 await reader
 
     return ws_serve(
-        connection, host, port, process_request=check_auth, max_size=max_size, compression=None
+        connection,
+        host,
+        port,
+        process_request=check_auth,
+        max_size=max_size,
+        compression=None,
+        logger=_wire_log,
     )
