@@ -29,7 +29,23 @@ from voxgate.observability.recording import TRACKS, RecordingSink, Track, resolv
 from voxgate.observability.records import CallFilter, CallRecords
 from voxgate.observability.schema import CallRow, TurnRow
 
-router = APIRouter(dependencies=[Depends(require_token)], tags=["calls"])
+
+class InvalidRequest(BaseModel):
+    """What the app's validation handler answers (counted as an HTTP parser rejection)."""
+
+    error: str
+    details: list[dict[str, Any]]
+
+
+router = APIRouter(
+    dependencies=[Depends(require_token)],
+    tags=["calls"],
+    responses={
+        401: {"description": "Missing or invalid token"},
+        422: {"model": InvalidRequest, "description": "Invalid parameters"},
+    },
+)
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such call"}}
 
 NORMAL_END_REASONS = frozenset(
     {"completed", "caller_hangup", "agent_hangup", "hangup", "remote_hangup", "transferred"}
@@ -264,7 +280,7 @@ async def list_calls(
     return {"calls": rows, "live": live, "limit": limit, "offset": offset}
 
 
-@router.get("/v1/calls/{call_id}", response_model=CallDetail)
+@router.get("/v1/calls/{call_id}", response_model=CallDetail, responses=_NOT_FOUND)
 async def get_call(request: Request, call_id: CallId) -> dict[str, Any]:
     """One call: its record (turns, transcript, events, network) and live status if running."""
     session = _manager(request).get(call_id)
@@ -325,12 +341,11 @@ async def overview(
     """Latency percentiles over time, end reasons, turn completion and cost per minute.
 
     Window defaults to the last 24 hours. Turns are bucketed by when they were recorded;
-    calls count in the window they started in.
+    calls count in the window they started in. An empty window (``since >= until``) is
+    answered with empty statistics rather than an error: it is a valid, if dull, question.
     """
     end = _utc(until) or datetime.now(UTC)
     start = _utc(since) or end - timedelta(days=1)
-    if start >= end:
-        raise HTTPException(422, "since must be before until")
     bucket = bucket_s or _auto_bucket(end - start)
     active_calls = len(_manager(request).calls)
     records = _records(request)
@@ -338,7 +353,7 @@ async def overview(
     reasons: list[tuple[str | None, int]] = []
     cost = minutes = 0.0
     calls = 0
-    if records is not None:
+    if records is not None and start < end:
         turns, reasons, calls, cost, minutes = await _aggregate(
             records, start, end, edge or None, route or None
         )
@@ -418,7 +433,7 @@ async def _aggregate(
     return turns, reasons, int(total[0]), float(total[1]), float(total[2]) / 60.0
 
 
-@router.get("/v1/calls/{call_id}/recording", response_model=RecordingLinks)
+@router.get("/v1/calls/{call_id}/recording", response_model=RecordingLinks, responses=_NOT_FOUND)
 async def recording_links(request: Request, call_id: CallId) -> dict[str, str | None]:
     """Where the call's recording tracks can be fetched (null when not recorded)."""
     detail = await get_call(request, call_id)
