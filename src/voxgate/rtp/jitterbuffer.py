@@ -449,7 +449,7 @@ class JitterBuffer:
                     self._lost += 1
                     self._next = nxt + 1
                     self._play_ts += self._frame_ts
-                    return self.pop(now, quiet)
+                    return JitterBuffer.pop(self, now, quiet)  # at most hangover deep
                 self._lost += 1
                 self._next = nxt + 1
                 self._play_ts += self._frame_ts
