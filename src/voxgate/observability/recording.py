@@ -366,11 +366,14 @@ class RecordingHooks:
         attach(session, recorder)
         self.active[session.call_id] = recorder
         if self.records is not None:
-            await self.records.update_call(
-                session.call_id,
-                recording_caller=recorder.paths["caller"],
-                recording_agent=recorder.paths["agent"],
-            )
+            try:
+                await self.records.update_call(
+                    session.call_id,
+                    recording_caller=recorder.paths["caller"],
+                    recording_agent=recorder.paths["agent"],
+                )
+            except Exception:  # a records outage must not stop the call from starting
+                log.exception("cannot store recording paths of call %s", session.call_id)
 
     async def on_end(self, session: CallSession) -> None:
         recorder = self.active.pop(session.call_id, None)
