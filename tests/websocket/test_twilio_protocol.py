@@ -142,6 +142,11 @@ def test_order_rules() -> None:
         p.receive(media_msg(9, 1, b"x"))
 
 
+def test_media_without_optional_fields() -> None:
+    p = started()
+    assert p.receive('{"event":"media","media":{"payload":"AAE="}}') == Media(b"\x00\x01")
+
+
 def test_sequence_gaps_are_counted() -> None:
     p = started()
     p.receive(media_msg(2, 1, b"x"))

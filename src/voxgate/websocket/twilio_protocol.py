@@ -223,20 +223,49 @@ class TwilioServerProtocol:
         return start
 
     def _media(self, msg: JsonObject) -> Media:
+        """The hot path (50 calls a second per stream): the same checks as the helpers,
+        inlined, falling back to them only to build the error for a bad field."""
         if self.state is not StreamState.STARTED:
             raise _order_error("media", self.state)
-        self._sequence(msg)
-        self._check_sid(msg)
-        body = get_obj(msg, "media")
+        seq = msg.get("sequenceNumber")
+        if seq is not None:
+            if type(seq) is str and seq.isdigit() and seq.isascii() and len(seq) <= 20:
+                n = int(seq)
+                if n > self.last_sequence:
+                    if self.last_sequence:
+                        self.sequence_gaps += n - self.last_sequence - 1
+                    self.last_sequence = n
+                else:
+                    self._sequence(msg)
+            else:
+                self._sequence(msg)
+        sid = msg.get("streamSid")
+        if sid is not None and (self.start is None or sid != self.start.stream_sid):
+            raise StreamProtocolError("does not match the started stream", field="streamSid")
+        body = msg.get("media")
+        if type(body) is not dict:
+            body = get_obj(msg, "media")
         track = body.get("track", "inbound")
         if track not in TRACKS:
             raise StreamProtocolError("must be inbound or outbound", field="media.track")
-        payload = get_str(body, "payload", "media", max_len=self.max_payload_bytes * 2)
+        payload = body.get("payload")
+        if type(payload) is not str:
+            payload = get_str(body, "payload", "media")
+        chunk = body.get("chunk")
+        if chunk is None:
+            chunk = 0
+        elif not (type(chunk) is str and chunk.isdigit() and chunk.isascii() and len(chunk) <= 20):
+            chunk = get_digits(body, "chunk", "media")
+        stamp = body.get("timestamp")
+        if stamp is None:
+            stamp = 0
+        elif not (type(stamp) is str and stamp.isdigit() and stamp.isascii() and len(stamp) <= 20):
+            stamp = get_digits(body, "timestamp", "media")
         return Media(
             payload=b64decode(payload, "media.payload", self.max_payload_bytes),
             track=track,
-            chunk=get_digits(body, "chunk", "media") if "chunk" in body else 0,
-            timestamp_ms=get_digits(body, "timestamp", "media") if "timestamp" in body else 0,
+            chunk=int(chunk),
+            timestamp_ms=int(stamp),
         )
 
     def _sequence(self, msg: JsonObject) -> None:
