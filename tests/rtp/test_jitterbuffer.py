@@ -445,3 +445,23 @@ def test_arbitrary_arrival_orders_play_in_sequence_order(
             played.append(r.packet.sequence_number)
     u = unwrap(played)
     assert all(b > a for a, b in zip(u, u[1:], strict=False))
+
+
+# -- the trace generator itself ---------------------------------------------------------------
+
+
+def test_impairment_is_deterministic_and_hits_its_rates() -> None:
+    sent = talk_stream(20_000)
+    imp = Impairment(loss=0.10, burst=3.0, jitter_ms=60.0, duplicate=0.05, seed=42)
+    a = impair(sent, imp)
+    assert a == impair(sent, imp)
+    assert a != impair(sent, Impairment(loss=0.10, burst=3.0, jitter_ms=60.0, seed=43))
+    unique = {x.packet.seq for x in a}
+    assert 1.0 - len(unique) / len(sent) == pytest.approx(0.10, abs=0.015)
+    # Mean burst length of the Gilbert-Elliott losses.
+    frames = sorted(x.packet.frame for x in a)
+    gaps = [b - a - 1 for a, b in zip(frames, frames[1:], strict=False) if b - a > 1]
+    assert sum(gaps) / len(gaps) == pytest.approx(3.0, rel=0.15)
+    assert (len(a) - len(unique)) / len(unique) == pytest.approx(0.05, abs=0.01)
+    queueing = [x.time - x.packet.send_time - 0.030 for x in a]
+    assert min(queueing) >= -1e-9 and max(queueing) <= 0.060 + 0.011
