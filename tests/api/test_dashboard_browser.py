@@ -126,8 +126,14 @@ def test_dashboard_in_chromium(server: str) -> None:
 
             # Overview: tiles, p50/p95 chart with points, end-reason bars.
             page.wait_for_selector("#latency-chart svg .series circle")
-            calls_tile = page.locator("[data-tile=calls] .value").inner_text()
-            assert int(calls_tile) >= 40
+            stats = page.evaluate("async () => (await fetch('/v1/stats/overview')).json()")
+            assert stats["calls"] >= 40
+            assert page.locator("[data-tile=calls] .value").inner_text() == str(stats["calls"])
+            p50 = page.locator("[data-tile=p50] .value").inner_text()
+            assert abs(float(p50.removesuffix(" ms")) - stats["p50_ms"]) <= 0.5
+            completion = page.locator("[data-tile=completion] .value").inner_text()
+            rate = float(completion.removesuffix("%"))
+            assert abs(rate - 100 * stats["turn_completion_rate"]) <= 0.05
             assert page.locator("#latency-chart .series[data-series=p95] circle").count() >= 5
             assert page.locator("#reasons-chart rect.bar").count() >= 4
             assert page.locator("#latency-chart text", has_text="ms").count() >= 1
