@@ -17,6 +17,7 @@ from voxgate.rtp.dtmf import (
     digit_to_event,
     event_to_digit,
 )
+from voxgate.rtp.jitterbuffer import JitterBuffer, JitterKind, JitterResult, JitterStats
 from voxgate.rtp.packet import (
     RTP_HEADER_SIZE,
     RTP_VERSION,
@@ -25,6 +26,7 @@ from voxgate.rtp.packet import (
     RtpParseError,
     is_rtcp,
 )
+from voxgate.rtp.receiver import AudioReceiverStats, RtpAudioReceiver
 from voxgate.rtp.rtcp import (
     ReportBlock,
     RtcpBye,
@@ -48,6 +50,12 @@ from voxgate.rtp.stats import (
 )
 
 __all__ = [
+    "AudioReceiverStats",
+    "JitterBuffer",
+    "JitterKind",
+    "JitterResult",
+    "JitterStats",
+    "RtpAudioReceiver",
     "DTMF_DIGITS",
     "RTP_HEADER_SIZE",
     "RTP_VERSION",

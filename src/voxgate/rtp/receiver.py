@@ -35,7 +35,7 @@ from voxgate.errors import ParseError
 from voxgate.rtp.jitterbuffer import JitterBuffer, JitterKind, JitterResult, JitterStats
 from voxgate.rtp.packet import RtpPacket
 
-__all__ = ["ReceiverStats", "RtpAudioReceiver"]
+__all__ = ["AudioReceiverStats", "RtpAudioReceiver"]
 
 _STATIC_PT = {"pcmu": 0, "pcma": 8, "g722": 9}
 _QUIET_PEAK_TO_PEAK = 1300
@@ -47,7 +47,7 @@ _SILENCE = JitterKind.SILENCE
 _new_frame = object.__new__
 
 
-class ReceiverStats:
+class AudioReceiverStats:
     """Receiver counters plus the jitter buffer's; a plain object read by metrics."""
 
     __slots__ = ("decode_errors", "frames", "jitter", "malformed", "other_packets")
@@ -282,7 +282,7 @@ class RtpAudioReceiver:
     # -- observability ---------------------------------------------------------------------
 
     @property
-    def stats(self) -> ReceiverStats:
-        return ReceiverStats(
+    def stats(self) -> AudioReceiverStats:
+        return AudioReceiverStats(
             self._sequence, self._malformed, self._other, self._decode_errors, self.jitter.stats
         )
