@@ -152,7 +152,10 @@ class _AgentWatch:
     """What the caller script can observe of the agent (updated every tick)."""
 
     speaking_since: float | None = None
+    """Agent audio has been playing continuously since (None: no audio this tick)."""
     quiet_since: float = 0.0
+    """Last time the agent was active (audio playing or a reply in progress)."""
+    active: bool = False
     spoke: bool = False
 
 
@@ -240,14 +243,15 @@ class LocalCall:
             out.append(silence_out if pcm is None else pcm)
             for name in marks:
                 session.feed_event(MarkPlayed(name))
-            agent_active = pcm is not None or pipeline.agent_speaking
-            if agent_active:
+            if pcm is not None:
                 if watch.speaking_since is None:
                     watch.speaking_since = now
                 watch.spoke = True
-                watch.quiet_since = now
             else:
                 watch.speaking_since = None
+            watch.active = pcm is not None or pipeline.agent_speaking
+            if watch.active:
+                watch.quiet_since = now
         await agent_task
         audio = np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
         return LocalCallResult(
@@ -304,7 +308,7 @@ class LocalCall:
                 start = time()
                 watch.spoke = False
                 while time() - start < step.timeout:
-                    idle = watch.speaking_since is None
+                    idle = not watch.active
                     if watch.spoke and idle and time() - watch.quiet_since >= step.settle:
                         break
                     yield frame(silent)
