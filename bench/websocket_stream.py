@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -124,8 +123,11 @@ def per_frame(n: int) -> list[tuple[str, float, float]]:
         for f in frames:
             ulaw = audioop.lin2ulaw(f.samples.tobytes(), 2)
             json.dumps(
-                {"event": "media", "streamSid": "MZ1",
-                 "media": {"payload": base64.b64encode(ulaw).decode()}}
+                {
+                    "event": "media",
+                    "streamSid": "MZ1",
+                    "media": {"payload": base64.b64encode(ulaw).decode()},
+                }
             )
         return time.perf_counter() - t  # type: ignore[return-value]
 
@@ -145,7 +147,6 @@ def run_server(port: int) -> None:
     import uvicorn
     from pydantic import SecretStr
 
-    from tests.websocket.helpers import EchoApp, Recorder  # the tests' echo app
     from voxgate.api.app import create_app
     from voxgate.calls.manager import CallManager
     from voxgate.calls.router import Router
@@ -154,15 +155,27 @@ def run_server(port: int) -> None:
     settings = load_settings()
     settings.auth.api_tokens = [SecretStr(TOKEN)]
 
-    class Echo(EchoApp):
-        async def run(self, session):  # type: ignore[no-untyped-def]
+    from voxgate.calls.session import CallSession
+
+    class Echo:
+        name = "echo"
+
+        async def run(self, session: CallSession) -> None:
             async for frame in session.audio():
                 session.sink.write(frame)
 
-    manager = CallManager(Router([], {"agent": lambda rule: Echo(Recorder())}))
+    manager = CallManager(Router([], {"agent": lambda rule: Echo()}))
     app = create_app(settings, manager)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", loop="uvloop",
-                ws="websockets-sansio", lifespan="off", ws_per_message_deflate=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        loop="uvloop",
+        ws="websockets-sansio",
+        lifespan="off",
+        ws_per_message_deflate=False,
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -178,7 +191,9 @@ async def one_stream(port: int, index: int, seconds: float, out: dict[str, list[
 
     sid = f"MZ{index}"
     n = int(seconds * 50)
-    payload = ulaw_encode((np.random.default_rng(index).standard_normal(160) * 3000).astype(np.int16))
+    payload = ulaw_encode(
+        (np.random.default_rng(index).standard_normal(160) * 3000).astype(np.int16)
+    )
     sent: list[float] = []
     rtts: list[float] = []
     url = f"ws://127.0.0.1:{port}/twilio/media?token={TOKEN}"
@@ -257,9 +272,11 @@ def main() -> None:
     seconds = 3.0 if args.quick else args.seconds
     counts = [int(x) for x in args.streams.split(",")]
 
-    print(f"# WebSocket streams - {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
-          f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-          f"Python {platform.python_version()}, load {os.getloadavg()[0]:.2f}\n")
+    print(
+        f"# WebSocket streams - {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, load {os.getloadavg()[0]:.2f}\n"
+    )
     print("## Per-frame cost in process (best of 5, us per 20 ms frame)\n")
     print("| step | voxgate | json+base64+audioop | ratio |")
     print("|---|---:|---:|---:|")
@@ -282,14 +299,19 @@ def main() -> None:
         except ImportError:
             pass
         print(f"\n## Echo over loopback ({seconds:g} s of 50 frames/s per stream)\n")
-        print("| streams | echo p50 ms | p95 ms | p99 ms | frames lost | server CPU %/stream "
-              "| server us/frame (in+out) | client CPU % |")
+        print(
+            "| streams | echo p50 ms | p95 ms | p99 ms | frames lost | server CPU %/stream "
+            "| server us/frame (in+out) | client CPU % |"
+        )
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n in counts:
             r = asyncio.run(run_streams(port, n, seconds, server.pid))
-            print(f"| {n} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | "
-                  f"{int(r['lost'])}/{int(r['frames'])} | {r['server_cpu_pct_per_stream']:.2f} | "
-                  f"{r['server_us_per_frame']:.0f} | {r['client_cpu_pct']:.0f} |", flush=True)
+            print(
+                f"| {n} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | "
+                f"{int(r['lost'])}/{int(r['frames'])} | {r['server_cpu_pct_per_stream']:.2f} | "
+                f"{r['server_us_per_frame']:.0f} | {r['client_cpu_pct']:.0f} |",
+                flush=True,
+            )
     finally:
         server.terminate()
         server.wait(5)
