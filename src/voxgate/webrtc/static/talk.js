@@ -12,7 +12,7 @@
 
   const state = (window.voxgate = {
     state: "idle", callId: null, codec: null, reason: null, error: null,
-    offerMs: null, answerMs: null, connectedMs: null, firstAudioMs: null,
+    offerMs: null, answerMs: null, connectedMs: null, firstAudioMs: null, webAudio: null,
     localRms: 0, remoteRms: 0, maxLocalRms: 0, maxRemoteRms: 0,
     transcript: [], turns: [], events: [],
   });
@@ -65,9 +65,27 @@
 
   // Who is speaking, and the latency of every turn as this page hears it: from the end of
   // the caller's speech (mic level quiet for SPEECH_HANGOVER_MS) to the first agent audio.
+  // Where WebAudio cannot run (no audio output device: headless Firefox, some kiosks) the
+  // AudioContext stays suspended; the remote level then comes from RTP statistics instead
+  // (totalAudioEnergy / totalSamplesDuration over the last 100 ms).
+  let statsLevel = 0, lastEnergy = null, statsTimer = null;
+  async function pollStatsLevel() {
+    if (!pc) return;
+    const stats = await pc.getStats();
+    stats.forEach((r) => {
+      if (r.type !== "inbound-rtp" || r.kind !== "audio" || r.totalAudioEnergy === undefined) return;
+      if (lastEnergy && r.totalSamplesDuration > lastEnergy.d) {
+        statsLevel = Math.sqrt((r.totalAudioEnergy - lastEnergy.e) / (r.totalSamplesDuration - lastEnergy.d));
+      }
+      lastEnergy = { e: r.totalAudioEnergy, d: r.totalSamplesDuration };
+    });
+  }
+
   function startMeters(localStream, remoteStream) {
-    audioCtx = new (window.AudioContext || window.webkitAudioContext)();
     audioCtx.resume();
+    state.webAudio = audioCtx.state;
+    lastEnergy = null; statsLevel = 0;
+    statsTimer = setInterval(() => { if (audioCtx && audioCtx.state !== "running") pollStatsLevel().catch(() => {}); }, 100);
     const mk = (stream) => {
       const a = audioCtx.createAnalyser();
       a.fftSize = 1024;
@@ -80,8 +98,9 @@
     let callerSpokeSince = false, callerEndedAt = null;
     meterTimer = setInterval(() => {
       const now = performance.now();
-      const l = mic && mic.enabled ? rmsOf(local, buf) : 0;
-      const r = rmsOf(remote, buf);
+      const live = audioCtx && audioCtx.state === "running";
+      const l = live && mic && mic.enabled ? rmsOf(local, buf) : 0;
+      const r = live ? rmsOf(remote, buf) : statsLevel;
       state.localRms = l; state.remoteRms = r;
       state.maxLocalRms = Math.max(state.maxLocalRms, l);
       state.maxRemoteRms = Math.max(state.maxRemoteRms, r);
@@ -161,6 +180,8 @@
     $("call").disabled = true;
     setStatus("connecting", "connecting…");
     Object.assign(state, { reason: null, error: null, firstAudioMs: null, maxRemoteRms: 0, maxLocalRms: 0 });
+    // Created synchronously in the click's task, so autoplay policies let it run.
+    audioCtx = new (window.AudioContext || window.webkitAudioContext)();
     try {
       const raw = params.get("raw") === "1"; // fidelity tests: no browser voice processing
       const stream = await navigator.mediaDevices.getUserMedia({
@@ -225,6 +246,7 @@
       }).catch(() => {});
     }
     clearInterval(meterTimer);
+    clearInterval(statsTimer);
     if (audioCtx) audioCtx.close();
     if (mic) mic.stop();
     pc.close();
