@@ -27,7 +27,7 @@ _CLAUSE_END = ",;:\u2014\u2013"
 
 @dataclass(frozen=True, slots=True)
 class ChunkerConfig:
-    first_min_chars: int = 10
+    first_min_chars: int = 5
     """A clause boundary ends the first chunk once it has this many characters."""
     min_chars: int = 40
     """Later chunks end at a clause boundary only once this long (sentence ends always cut)."""

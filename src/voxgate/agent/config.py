@@ -113,7 +113,7 @@ class AgentSettings(_Model):
     turn: TurnSettings = Field(default_factory=TurnSettings)
     interruption: InterruptionSettings = Field(default_factory=InterruptionSettings)
     backchannel: BackchannelSettings = Field(default_factory=BackchannelSettings)
-    chunker_first_min_chars: int = Field(10, ge=1)
+    chunker_first_min_chars: int = Field(5, ge=1)
     chunker_min_chars: int = Field(40, ge=1)
 
     def intent_config(self) -> IntentConfig:
