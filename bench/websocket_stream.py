@@ -248,7 +248,7 @@ async def run_streams(port: int, streams: int, seconds: float, server_pid: int) 
         "lost": sum(out["lost"]),
         "frames": frames,
         "server_cpu_pct_per_stream": 100 * server_cpu / (wall1 - wall0) / streams,
-        "server_us_per_frame": server_cpu / (2 * frames) * 1e6,  # each frame in and out
+        "server_us_per_frame": server_cpu / (2 * frames) * 1e6,  # per message, in or out
         "client_cpu_pct": 100 * (client1 - client0) / (wall1 - wall0),
     }
 
@@ -301,7 +301,7 @@ def main() -> None:
         print(f"\n## Echo over loopback ({seconds:g} s of 50 frames/s per stream)\n")
         print(
             "| streams | echo p50 ms | p95 ms | p99 ms | frames lost | server CPU %/stream "
-            "| server us/frame (in+out) | client CPU % |"
+            "| server us/message | client CPU % |"
         )
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n in counts:
