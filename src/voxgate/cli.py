@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     from voxgate.agent.talk import add_talk_parser
 
     add_talk_parser(sub)
+
+    from voxgate.knowledge.cli import add_kb_parser
+
+    add_kb_parser(sub)
     return parser
 
 
