@@ -116,3 +116,10 @@ async def test_slow_consumer_loses_oldest_frames_counted() -> None:
     s.end("done")
     seqs = [f.sequence async for f in s.audio()]
     assert seqs == [2, 3, 4] and s.dropped_frames == 2
+
+
+def test_route_urls_are_redacted_for_logs() -> None:
+    from voxgate.calls.manager import _redact
+
+    assert _redact("wss://user:pw@app.example:8443/ws?token=abc") == "wss://app.example:8443/ws"
+    assert _redact("agent:receptionist") == "agent:receptionist"

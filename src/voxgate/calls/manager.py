@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 from voxgate.calls.router import NoRoute, Router
 from voxgate.calls.session import CallSession
@@ -19,6 +20,17 @@ from voxgate.observability.metrics import ACTIVE_CALLS, CALLS_TOTAL
 log = logging.getLogger(__name__)
 
 Listener = Callable[[CallSession], Awaitable[None]]
+
+
+def _redact(app: str) -> str:
+    """Routes may carry credentials in a URL (``?token=``, ``user:pass@``): never log them."""
+    parts = urlsplit(app)
+    if not parts.scheme or not parts.netloc:
+        return app
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class Draining(RuntimeError):
@@ -48,7 +60,9 @@ class CallManager:
             await listener(session)
         task = asyncio.create_task(self._run(session, app.run), name=f"call-{session.call_id}")
         self._tasks[session.call_id] = task
-        log.info("call %s from %s edge routed to %s", session.call_id, session.edge, rule.app)
+        log.info(
+            "call %s from %s edge routed to %s", session.call_id, session.edge, _redact(rule.app)
+        )
         return task
 
     async def _run(
