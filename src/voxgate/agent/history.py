@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from voxgate.agent.records import TurnRecord
-from voxgate.agent.store import ConversationStore
-from voxgate.providers.base import ChatMessage
+from voxgate.agent.store import ConversationStore, ToolCallRecord
+from voxgate.providers.base import ChatMessage, ToolCall
 
 __all__ = ["History"]
 
@@ -34,6 +36,9 @@ class History:
         self._queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.write_errors = 0
+        self.redact: Callable[[str], str] | None = None
+        """Applied to everything persisted (PII redaction, per route); the in-memory history
+        the LLM sees stays verbatim for the rest of the call."""
 
     async def load(self, metadata: dict[str, str] | None = None) -> bool:
         """Read the stored conversation; True when it existed (the call is a resumption)."""
@@ -48,14 +53,41 @@ class History:
     def add(self, message: ChatMessage, *, interrupted: bool = False) -> None:
         self.messages.append(message)
         cid = self.conversation_id
+        stored = self._redacted(message)
         self._queue.put_nowait(
-            lambda: self.store.append_message(cid, message, interrupted=interrupted)
+            lambda: self.store.append_message(cid, stored, interrupted=interrupted)
         )
 
     def add_turn(self, record: TurnRecord) -> None:
         self.turns.append(record)
         cid = self.conversation_id
-        self._queue.put_nowait(lambda: self.store.append_turn(cid, record))
+        stored = TurnRecord.from_dict(self._scrub(record.to_dict())) if self.redact else record
+        self._queue.put_nowait(lambda: self.store.append_turn(cid, stored))
+
+    def add_tool_call(self, call: ToolCall, result: str, at: float, *, error: bool = False) -> None:
+        """Persist one executed tool call and its result (the call record's audit trail)."""
+        cid = self.conversation_id
+        if self.redact is not None:
+            call = dataclasses.replace(call, arguments=self.redact(call.arguments))
+            result = self.redact(result)
+        rec = ToolCallRecord(call, result, at, error)
+        self._queue.put_nowait(lambda: self.store.append_tool_call(cid, rec))
+
+    def _redacted(self, m: ChatMessage) -> ChatMessage:
+        r = self.redact
+        if r is None:
+            return m
+        calls = tuple(dataclasses.replace(c, arguments=r(c.arguments)) for c in m.tool_calls)
+        return dataclasses.replace(m, content=r(m.content), tool_calls=calls)
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str) and self.redact is not None:
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub(v) for v in value]
+        return value
 
     def prompt(self, system_prompt: str, extra: ChatMessage | None = None) -> list[ChatMessage]:
         """System prompt + the most recent messages (+ an uncommitted user message)."""

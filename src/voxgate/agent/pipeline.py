@@ -23,7 +23,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxgate.agent.backchannel import BackchannelPolicy
 from voxgate.agent.config import AgentSettings
@@ -51,6 +51,9 @@ from voxgate.audio.frame import AudioFrame
 from voxgate.calls.session import CallSession, DtmfReceived, MarkPlayed
 from voxgate.providers.base import LLM, TTS, ChatMessage, StreamingSTT, STTStream, Transcript
 
+if TYPE_CHECKING:
+    from voxgate.knowledge.runtime import Knowledge
+
 __all__ = ["AgentPipeline", "AgentProviders"]
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,9 @@ class AgentProviders:
     llm: LLM
     tts: TTS
     vad_factory: Callable[[], Vad]
+    knowledge: Knowledge | None = None
+    """Tools, knowledge base and business rules of the agent (``voxgate.knowledge``); None:
+    plain conversation. Carried here so every edge (LocalCall, talk, the server) passes it."""
 
 
 def _contains_phrase(text: str, phrases: list[str]) -> bool:
@@ -90,8 +96,11 @@ class AgentPipeline:
         store: ConversationStore | None = None,
         conversation_id: str | None = None,
         clock: Clock | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.session = session
+        self.on_event = on_event
+        """``(kind, data)`` for the call record: "tool_call", "retrieval", "escalation"..."""
         self.providers = providers
         self.settings = s = settings or AgentSettings()
         self.history = History(
@@ -126,6 +135,12 @@ class AgentPipeline:
         self.resumed = False
         self.ready = asyncio.Event()
         """Set once the history is loaded and the STT stream is open (the greeting starts)."""
+        k = providers.knowledge
+        self._knowledge = k.for_call(session, self._event) if k is not None else None
+        self._system_prompt = s.system_prompt
+        if self._knowledge is not None:
+            self._system_prompt = self._knowledge.system_prompt(s.system_prompt)
+            self.history.redact = self._knowledge.redact
 
     # --- public -----------------------------------------------------------------------
 
@@ -154,8 +169,14 @@ class AgentPipeline:
         self._spawn(self._event_loop())
         self.ready.set()
         greeting = self.settings.resume_greeting if self.resumed else self.settings.greeting
+        hangup = False
+        if self._knowledge is not None:  # after hours: another greeting, or message + hang up
+            greeting, hangup = self._knowledge.greeting(greeting)
         if greeting:
-            self._start_reply(TurnRecord(-1), fixed_text=greeting)
+            run = self._start_reply(TurnRecord(-1), fixed_text=greeting)
+            if hangup:
+                self._hangup_reply = run.reply_id
+                self._spawn(self._hangup_later(self.settings.hangup_after_farewell_s))
         try:
             async for frame in self.session.audio():
                 self._on_frame(frame)
@@ -315,6 +336,14 @@ class AgentPipeline:
             self._hangup_reply = run.reply_id
             self._spawn(self._hangup_later(self.settings.hangup_after_farewell_s))
             return
+        escalation = self._knowledge.escalate(text) if self._knowledge is not None else None
+        if escalation is not None:  # "a real person, please": transfer, deterministically
+            if spec is not None:
+                spec.cancel()
+            self.history.add(ChatMessage("user", text))
+            self._add_record(record)
+            self._start_reply(record, fixed_text=escalation)
+            return
         if spec is not None and self._intent.resolve(text, spec_text):
             self.history.add(ChatMessage("user", text))
             for name in ("speech_start", "speech_end", "endpoint", "stt_final", "user_text"):
@@ -330,7 +359,7 @@ class AgentPipeline:
             record.speculations_discarded += 1
         self.history.add(ChatMessage("user", text))
         self._add_record(record)
-        self._start_reply(record, messages=self.history.prompt(self.settings.system_prompt))
+        self._start_reply(record, messages=self.history.prompt(self._system_prompt))
 
     def _add_record(self, record: TurnRecord) -> None:
         self.records.append(record)
@@ -346,7 +375,7 @@ class AgentPipeline:
         extra = ChatMessage("user", text)
         self._spec = self._make_reply(
             TurnRecord(self._next_turn, user_text=text),
-            messages=self.history.prompt(self.settings.system_prompt, extra),
+            messages=self.history.prompt(self._system_prompt, extra),
             held=True,
         )
         self._spec.start()
@@ -378,6 +407,7 @@ class AgentPipeline:
             error_text=self.settings.error_message,
             chunker=self.settings.chunker_config(),
             held=held,
+            knowledge=self._knowledge,
         )
 
     def _start_reply(
@@ -421,6 +451,12 @@ class AgentPipeline:
         rec = run.record
         rec.agent_text = run.text
         rec.heard_text = heard
+        for m in run.tool_messages:
+            self.history.add(m)
+        for call, result, at in run.tool_results:
+            self.history.add_tool_call(call, result.content, at, error=not result.ok)
+        if self._knowledge is not None and self._knowledge.context.deferred:
+            self._spawn(self._knowledge.run_deferred())  # transfer/hang up after the last words
         if heard:
             self.history.add(ChatMessage("assistant", heard), interrupted=interrupted)
         if rec.index >= 0:
@@ -456,6 +492,13 @@ class AgentPipeline:
                 self.session.end("goodbye")
 
     # --- plumbing -----------------------------------------------------------------------
+
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(kind, data)
+            except Exception:  # an observer bug must not break the call
+                log.exception("on_event hook failed (%s)", kind)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

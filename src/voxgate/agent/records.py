@@ -60,6 +60,10 @@ class TurnRecord:
     """The reply came from an early-intent speculation that was committed."""
     speculations_discarded: int = 0
     errors: list[str] = field(default_factory=list)
+    retrieved: list[dict[str, Any]] = field(default_factory=list)
+    """Knowledge-base passages put into the LLM context (text, score, source), for audit."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Tool calls of the reply (name, arguments, status, result, seconds), in order."""
 
     # --- derived stage latencies (seconds) ---------------------------------------------
 

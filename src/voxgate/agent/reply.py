@@ -8,6 +8,15 @@ explicitly so an embedded model stops generating instead of finishing in the bac
 A speculative reply (early intent) runs *held*: audio is produced but kept back. ``commit()``
 releases what was held and lets the rest flow; a discarded speculation is cancelled before
 any of it reaches the sink. Stage times are stamped on the reply's ``TurnRecord``.
+
+With ``knowledge`` (``voxgate.knowledge.runtime.CallKnowledge``) the LLM is offered tools and
+the prompt gets retrieved passages. When the LLM answers with tool calls, they run (a slow
+one makes the agent say a filler while it runs), the assistant tool-call message and the
+``tool`` results are kept on the run (``tool_messages``, for the history), and the LLM is
+asked again with the results, for at most ``max_rounds`` rounds (the last without tools).
+Bad arguments are fed back once; a second failure, a timeout or an error is answered with
+a spoken fallback, never silence. A held (speculative) reply waits for ``commit()`` before
+running any tool: a guess must not book an appointment.
 """
 
 from __future__ import annotations
@@ -15,13 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxgate.agent.chunker import ChunkerConfig, ClauseChunker
 from voxgate.agent.records import TurnRecord
 from voxgate.agent.speaker import Speaker
 from voxgate.audio.frame import Pcm16
-from voxgate.providers.base import LLM, TTS, ChatMessage, TextDelta
+from voxgate.providers.base import LLM, TTS, ChatMessage, TextDelta, ToolCall, ToolSchema
+
+if TYPE_CHECKING:
+    from voxgate.knowledge.runtime import CallKnowledge
+    from voxgate.knowledge.tools import ToolResult
 
 __all__ = ["ReplyRun"]
 
@@ -56,6 +69,7 @@ class ReplyRun:
         chunker: ChunkerConfig | None = None,
         held: bool = False,
         on_first_audio: Callable[[ReplyRun], None] | None = None,
+        knowledge: CallKnowledge | None = None,
     ) -> None:
         self.reply_id = reply_id
         self.record = record
@@ -70,6 +84,14 @@ class ReplyRun:
         self._held = held
         self._held_ops: list[tuple[Pcm16, int] | tuple[int, str]] = []
         self._on_first_audio = on_first_audio
+        self._knowledge = knowledge
+        self._committed = asyncio.Event()
+        if not held:
+            self._committed.set()
+        self.tool_messages: list[ChatMessage] = []
+        """Assistant tool-call messages and ``tool`` results, in order (for the history)."""
+        self.tool_results: list[tuple[ToolCall, ToolResult, float]] = []
+        """(call, result, clock time) of every tool call run."""
         self.text = ""
         """Everything the LLM generated (or the fixed text)."""
         self.clauses: list[str] = []
@@ -96,6 +118,7 @@ class ReplyRun:
         if not self._held:
             return
         self._held = False
+        self._committed.set()
         ops, self._held_ops = self._held_ops, []
         for op in ops:
             self._apply(op)
@@ -148,29 +171,86 @@ class ReplyRun:
     async def _generate(self, clauses: asyncio.Queue[object]) -> None:
         rec = self.record
         rec.llm_start = self._clock()
-        stream = self._llm.chat(self._messages)
+        k = self._knowledge
         try:
-            async for event in stream:
-                if not isinstance(event, TextDelta) or not event.text:
-                    continue  # tool calls need a tool registry (knowledge/); usage is ignored
-                if rec.llm_first_token is None:
-                    rec.llm_first_token = self._clock()
-                self.text += event.text
-                for c in self._chunker.push(event.text):
-                    clauses.put_nowait(c)
+            if k is None:
+                await self._stream_llm(self._messages, (), clauses)
+            else:
+                await self._converse(k, clauses)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the caller must hear something, not silence
             rec.errors.append(f"llm {self._llm.name}: {exc!r}")
             if not self.text.strip() and self._error_text:
-                self.text = self._error_text
-                self._chunker.reset()
-                for c in self._chunker.push(self._error_text + " "):
+                self._say(self._error_text, clauses)
+        for c in self._chunker.flush():
+            clauses.put_nowait(c)
+
+    async def _stream_llm(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema], clauses: asyncio.Queue[object]
+    ) -> tuple[str, list[ToolCall]]:
+        """One LLM call: text goes to the chunker as it streams; tool calls are returned."""
+        rec = self.record
+        text = ""
+        calls: list[ToolCall] = []
+        stream = self._llm.chat(messages, tools) if tools else self._llm.chat(messages)
+        try:
+            async for event in stream:
+                if isinstance(event, ToolCall):
+                    calls.append(event)
+                    continue
+                if not isinstance(event, TextDelta) or not event.text:
+                    continue  # usage is ignored
+                if rec.llm_first_token is None:
+                    rec.llm_first_token = self._clock()
+                text += event.text
+                self.text += event.text
+                for c in self._chunker.push(event.text):
                     clauses.put_nowait(c)
         finally:
             await _aclose(stream)
+        return text, calls
+
+    def _say(self, text: str, clauses: asyncio.Queue[object]) -> None:
+        """Speak ``text`` now, after whatever the LLM already said (filler, fallback)."""
         for c in self._chunker.flush():
             clauses.put_nowait(c)
+        self.text = f"{self.text} {text}".strip() if self.text.strip() else text
+        self._chunker.reset()
+        for c in self._chunker.push(text + " ") + self._chunker.flush():
+            clauses.put_nowait(c)
+
+    async def _converse(self, k: CallKnowledge, clauses: asyncio.Queue[object]) -> None:
+        """LLM -> tools -> LLM rounds (see the module docstring)."""
+        messages = await k.augment(self._messages, self.record)
+        invalid = 0
+        for round_no in range(k.max_rounds):
+            last = round_no == k.max_rounds - 1
+            text, calls = await self._stream_llm(messages, () if last else k.schemas(), clauses)
+            if not calls:
+                if not self.text.strip():  # a model that says nothing must not leave silence
+                    self._say(k.fallback_say, clauses)
+                return
+            await self._committed.wait()  # a speculative reply runs tools only once adopted
+            round_msgs = [ChatMessage("assistant", text, tool_calls=tuple(calls))]
+            results: list[ToolResult] = []
+            for call in calls:
+                result = await k.run(call, lambda s: self._say(s, clauses), self.record)
+                self.tool_results.append((call, result, self._clock()))
+                round_msgs.append(ChatMessage("tool", result.content, tool_call_id=call.id, name=call.name))
+                results.append(result)
+            self.tool_messages.extend(round_msgs)
+            messages = [*messages, *round_msgs]
+            spoken = [r.say for r in results if r.final and r.say]
+            if spoken:  # call control or a failed tool: say it, no more LLM rounds
+                self._say(" ".join(dict.fromkeys(spoken)), clauses)
+                return
+            invalid += sum(r.status in ("invalid", "unknown") for r in results)
+            if invalid > 1:  # fed back once already: ask the caller instead
+                self._say(k.invalid_say, clauses)
+                return
+        if not self.text.strip():
+            self._say(k.fallback_say, clauses)
 
     async def _consume(self, clauses: asyncio.Queue[object]) -> None:
         rec = self.record

@@ -1,0 +1,189 @@
+"""What the agent pipeline asks of the knowledge layer, per agent and per call.
+
+``Knowledge`` is configured once per agent/route (tools, knowledge base, business rules) and
+handed to the pipeline inside ``AgentProviders``; each call gets a ``CallKnowledge`` bound to
+that call's session (its ``CallControl``, its route's transfer targets) and to the pipeline's
+event hook. The pipeline and ``ReplyRun`` only call the few methods below, so they stay free
+of tool, retrieval and rule logic:
+
+- ``system_prompt`` / ``greeting``: after-hours behaviour, decided once at call start;
+- ``escalate(text)``: the deterministic "talk to a human" rule, checked before the LLM;
+- ``augment(messages, record)``: retrieval; the passages go into the LLM context just before
+  the caller's question (the stable prefix stays in the LLM's prompt cache) and onto the
+  turn record for audit;
+- ``run(call, say)``: one tool call with the filler policy;
+- ``run_deferred()``: call-control actions once the reply has been spoken;
+- ``redact``: applied to everything the history persists.
+
+Every method is failure-tolerant: retrieval that fails is logged on the turn and skipped,
+a tool that fails becomes a spoken fallback (``ToolRegistry.call``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from voxgate.agent.records import TurnRecord
+from voxgate.calls.session import CallSession
+from voxgate.knowledge.calltools import call_control_tools
+from voxgate.knowledge.rag import KnowledgeBase, Passage
+from voxgate.knowledge.rules import RouteRules
+from voxgate.knowledge.tools import ToolContext, ToolRegistry, ToolResult
+from voxgate.providers.base import ChatMessage, ToolCall, ToolSchema
+
+__all__ = ["CallKnowledge", "EventHook", "Knowledge"]
+
+log = logging.getLogger(__name__)
+
+EventHook = Callable[[str, dict[str, Any]], None]
+"""``(kind, data)``: "tool_call", "retrieval", "escalation", "after_hours" (for the call record)."""
+
+CONTEXT_HEAD = (
+    "Facts from our documents. Answer from these facts only; if they do not answer the "
+    "question, say you are not sure and offer to transfer the caller."
+)
+
+
+@dataclass(slots=True)
+class Knowledge:
+    """An agent's tools, knowledge base and rules (shared by all its calls)."""
+
+    tools: ToolRegistry | None = None
+    kb: KnowledgeBase | None = None
+    rules: RouteRules | None = None
+    k: int = 2
+    """Passages retrieved per turn (each costs prompt tokens on a small model)."""
+    min_score: float = 0.3
+    """Cosine floor: below it a passage is unrelated ("yes, that works" retrieves nothing)."""
+    max_tool_rounds: int = 3
+    """LLM calls per reply when it uses tools (the last round offers no tools)."""
+    call_control: bool = True
+    """Offer the built-in call-control tools (transfer to the route's targets, end_call...)."""
+    farewell: str = "Thank you for calling. Goodbye!"
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """Wall clock for opening hours (injected in tests)."""
+    context_head: str = CONTEXT_HEAD
+
+    def for_call(self, session: CallSession, emit: EventHook | None = None) -> CallKnowledge:
+        return CallKnowledge(self, session, emit)
+
+
+class CallKnowledge:
+    """``Knowledge`` bound to one call (see the module docstring)."""
+
+    def __init__(self, config: Knowledge, session: CallSession, emit: EventHook | None = None) -> None:
+        self.config = config
+        self.session = session
+        self._emit_hook = emit
+        rules = config.rules
+        targets = dict(rules.transfer_targets) if rules else {}
+        self.context = ToolContext(
+            call_id=session.call_id,
+            caller=session.caller,
+            route=session.route,
+            control=session.control,
+            transfer_targets=targets,
+        )
+        registry = config.tools or ToolRegistry()
+        if config.call_control:
+            registry = registry.with_tools(
+                t for t in call_control_tools(targets, farewell=config.farewell) if t.name not in registry
+            )
+        self.tools = registry
+        self.max_rounds = config.max_tool_rounds
+        self.open = rules.is_open(config.now()) if rules else True
+        self.redact: Callable[[str], str] | None = rules.redactor() if rules else None
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        if self._emit_hook is None:
+            return
+        try:
+            self._emit_hook(kind, data)
+        except Exception:  # an observer bug must not break the call
+            log.exception("knowledge event hook failed (%s)", kind)
+
+    # --- call start ---------------------------------------------------------------------------
+
+    def system_prompt(self, prompt: str) -> str:
+        rules = self.config.rules
+        if rules is None or self.open:
+            return prompt
+        return f"{prompt} {rules.after_hours.prompt_note}".strip()
+
+    def greeting(self, greeting: str) -> tuple[str, bool]:
+        """(greeting, hang up after it): the route's after-hours behaviour when closed."""
+        rules = self.config.rules
+        if rules is None or self.open or not greeting:
+            return greeting, False
+        ah = rules.after_hours
+        self.emit("after_hours", {"mode": ah.mode})
+        if ah.mode == "message_hangup":
+            return ah.message, True
+        return ah.greeting, False
+
+    # --- per turn -----------------------------------------------------------------------------
+
+    def escalate(self, text: str) -> str | None:
+        """If the caller asks for a person: defer the transfer and return what to say."""
+        rules = self.config.rules
+        if rules is None:
+            return None
+        phrase = rules.wants_human(text)
+        target = rules.escalation_target()
+        control = self.session.control
+        if phrase is None or target is None:
+            return None
+        address = rules.transfer_targets[target]
+        self.context.defer(lambda: control.transfer(address))
+        self.emit("escalation", {"phrase": phrase, "target": target})
+        return rules.escalation_say
+
+    def schemas(self) -> Sequence[ToolSchema]:
+        return self.tools.schemas()
+
+    async def augment(self, messages: Sequence[ChatMessage], record: TurnRecord) -> list[ChatMessage]:
+        """``messages`` with retrieved passages before the last user message (if any match)."""
+        out = list(messages)
+        kb = self.config.kb
+        last = next((i for i in range(len(out) - 1, -1, -1) if out[i].role == "user"), None)
+        if kb is None or last is None or not out[last].content.strip():
+            return out
+        question = out[last].content
+        try:
+            hits: list[Passage] = await kb.asearch(question, self.config.k, min_score=self.config.min_score)
+        except Exception as exc:  # answer without the documents rather than not at all
+            record.errors.append(f"retrieval: {exc!r}")
+            return out
+        record.retrieved = [h.to_dict() for h in hits]
+        self.emit("retrieval", {"turn": record.index, "question": question, "passages": record.retrieved})
+        if not hits:
+            return out
+        facts = "\n".join(f"- {h.text}" for h in hits)
+        out.insert(last, ChatMessage("system", f"{self.config.context_head}\n{facts}"))
+        return out
+
+    async def run(self, call: ToolCall, say: Callable[[str], None], record: TurnRecord | None = None) -> ToolResult:
+        result = await self.tools.call(call, self.context, on_slow=say)
+        data = {"turn": record.index if record is not None else None, **result.to_dict()}
+        if record is not None:
+            record.tool_calls.append(result.to_dict())
+        self.emit("tool_call", data)
+        return result
+
+    @property
+    def invalid_say(self) -> str:
+        return self.tools.invalid_say
+
+    @property
+    def fallback_say(self) -> str:
+        return self.tools.fallback_say
+
+    async def run_deferred(self) -> list[str]:
+        errors = await self.context.run_deferred()
+        for e in errors:
+            log.warning("deferred call-control action failed: %s", e)
+        return errors
