@@ -95,7 +95,7 @@
     const local = mk(localStream), remote = mk(remoteStream);
     const buf = new Float32Array(1024);
     const side = { you: { on: false, last: 0 }, agent: { on: false, last: 0 } };
-    let callerSpokeSince = false, callerEndedAt = null;
+    let callerSpokeSince = false;
     meterTimer = setInterval(() => {
       const now = performance.now();
       const live = audioCtx && audioCtx.state === "running";
@@ -109,15 +109,17 @@
       for (const [name, level] of [["you", l], ["agent", r]]) {
         const s = side[name];
         if (level > SPEECH_RMS) {
-          if (!s.on && name === "agent" && callerSpokeSince && callerEndedAt !== null) {
-            addTurn("heardMs", Math.round(now - callerEndedAt));
+          // Agent audio starts after the caller spoke and then paused: one turn. (Measured
+          // from the last loud mic sample, so it works even if the reply starts before the
+          // "you" light's hangover ends; overlapping speech (a backchannel) is not a turn.)
+          if (!s.on && name === "agent" && callerSpokeSince && now - side.you.last > 100) {
+            addTurn("heardMs", Math.round(now - side.you.last));
             callerSpokeSince = false;
           }
           if (!s.on && name === "you") callerSpokeSince = true;
           s.on = true; s.last = now;
         } else if (s.on && now - s.last > SPEECH_HANGOVER_MS) {
           s.on = false;
-          if (name === "you") callerEndedAt = s.last;
         }
         $(name).classList.toggle("speaking", s.on);
       }
