@@ -47,7 +47,7 @@ from voxgate.agent.local import (  # noqa: E402
     WaitForAgent,
     WaitForAgentSpeech,
 )
-from voxgate.agent.pipeline import AgentProviders  # noqa: E402
+from voxgate.agent.pipeline import AgentPipeline, AgentProviders  # noqa: E402
 from voxgate.audio.vad import SileroVad  # noqa: E402
 from voxgate.audio.wav import read_wav  # noqa: E402
 from voxgate.providers.llm.fake import FakeLLM  # noqa: E402
@@ -72,6 +72,21 @@ class Run:
     name: str
     samples: list[Sample] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+
+
+FRAME_COSTS: list[float] = []
+
+
+def _instrument_frame_handler() -> None:
+    """Time the synchronous per-frame handler (resample + VAD + policies + STT push)."""
+    original = AgentPipeline._on_frame
+
+    def timed(self: AgentPipeline, frame: object) -> None:
+        t = time.perf_counter()
+        original(self, frame)  # type: ignore[arg-type]
+        FRAME_COSTS.append(time.perf_counter() - t)
+
+    AgentPipeline._on_frame = timed  # type: ignore[method-assign]
 
 
 def utterances(quick: bool) -> list[tuple[str, Path, str]]:
@@ -207,6 +222,8 @@ async def main(args: argparse.Namespace) -> str:
     where = machine()
     runs: list[Run] = []
     t0 = time.perf_counter()
+    _instrument_frame_handler()
+    frame_costs: dict[str, list[float]] = {}
     if not args.fakes_only:
         from voxgate.providers.registry import load_embedded
 
@@ -214,8 +231,12 @@ async def main(args: argparse.Namespace) -> str:
         assert e.stt and e.llm and e.tts
         embedded = AgentProviders(e.stt, e.llm, e.tts, lambda: SileroVad(16000))
         await one_call(embedded, items[0][1], "warm-up")  # first decode/prompt is cold
+        FRAME_COSTS.clear()
         runs.append(await run_all("embedded", lambda _t: embedded, items))
+        frame_costs["embedded"] = list(FRAME_COSTS)
+    FRAME_COSTS.clear()
     runs.append(await run_all("zero-latency fakes", fake_providers, items))
+    frame_costs["zero-latency fakes"] = list(FRAME_COSTS)
     default_barge = await barge_in(eager=False)
     eager_barge = await barge_in(eager=True)
     wall = time.perf_counter() - t0
@@ -235,6 +256,13 @@ async def main(args: argparse.Namespace) -> str:
         "",
         f"Early-intent speculation committed: {spec}. "
         + ("Failures: " + "; ".join(f for r in runs for f in r.failures) if any(r.failures for r in runs) else "No failures."),
+        "",
+        "Per-frame handler cost (resample to 16 kHz, Silero VAD, turn/barge-in/backchannel "
+        "policies, STT push), microseconds: "
+        + "; ".join(
+            f"{name} p50 {1e6 * pct(v, 50):.0f}, p95 {1e6 * pct(v, 95):.0f}, max {1e6 * max(v):.0f} (n={len(v)})"
+            for name, v in frame_costs.items() if v
+        ) + ".",
         "",
         "Barge-in (fake providers, real Silero VAD on interrupt_long piper+espeak 16 kHz):",
         "",

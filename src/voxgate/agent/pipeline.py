@@ -2,8 +2,8 @@
 
 This module only wires the parts together and owns the per-call state; the decisions live
 in small pure policies (``turns``, ``interruption``, ``backchannel``, ``intent``), the audio
-plumbing in ``inbound`` and ``speaker``, one reply's generation in ``reply``, the history in
-``history``. Three loops run per call, none of which ever blocks the event loop:
+plumbing in ``inbound`` and ``speaker``, one reply's generation in ``reply``, the reply on
+the floor (interruption, what was heard) in ``floor``, the history in ``history``. Three loops run per call, none of which ever blocks the event loop:
 
 - the frame handler (synchronous, per 20 ms frame): resample, VAD, feed the STT, run the
   turn, barge-in and backchannel policies, and act on their decisions immediately; a barge-in
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from voxgate.agent.backchannel import BackchannelPolicy
 from voxgate.agent.config import AgentSettings
+from voxgate.agent.floor import Floor
 from voxgate.agent.history import History
 from voxgate.agent.inbound import InboundAudio, Vad
 from voxgate.agent.intent import EarlyIntent
@@ -116,21 +117,15 @@ class AgentPipeline:
         self._barge = InterruptionPolicy(s.interruption.to_config())
         self._backchannel = BackchannelPolicy(s.backchannel.to_config())
         self._intent = EarlyIntent(s.intent_config())
-        self._speaker = Speaker(session.sink)
         self._router = TranscriptRouter()
         self._stt: STTStream | None = None
         self._pushing = False
         self._preroll: deque[AudioFrame] = deque(maxlen=10)  # 200 ms before speech onset
-        self._reply: ReplyRun | None = None
         self._spec: ReplyRun | None = None
-        self._next_reply_id = 0
         self._next_turn = 0
-        self._finalized: set[int] = set()
-        self._hangup_reply: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.records: list[TurnRecord] = []
         """One per answered caller turn, in order."""
-        self.interruptions: list[Interrupt] = []
         self.errors: list[str] = []
         self.resumed = False
         self.ready = asyncio.Event()
@@ -141,6 +136,19 @@ class AgentPipeline:
         if self._knowledge is not None:
             self._system_prompt = self._knowledge.system_prompt(s.system_prompt)
             self.history.redact = self._knowledge.redact
+        self._floor = Floor(
+            llm=providers.llm,
+            tts=providers.tts,
+            speaker=Speaker(session.sink),
+            history=self.history,
+            barge=self._barge,
+            backchannel=self._backchannel,
+            settings=s,
+            clock=lambda: self._clock(),
+            spawn=self._spawn,
+            hang_up=lambda delay: self._spawn(self._hangup_later(delay)),
+            knowledge=self._knowledge,
+        )
 
     # --- public -----------------------------------------------------------------------
 
@@ -150,12 +158,16 @@ class AgentPipeline:
         return [(m.role, m.content) for m in self.history.messages if m.role != "system"]
 
     @property
+    def interruptions(self) -> list[Interrupt]:
+        return self._floor.interruptions
+
+    @property
     def sink_clears(self) -> int:
-        return self._speaker.clears
+        return self._floor.speaker.clears
 
     @property
     def agent_speaking(self) -> bool:
-        return self._reply is not None
+        return self._floor.current is not None
 
     async def run(self) -> None:
         """Greet, converse, and return when the call has ended (either side hung up)."""
@@ -173,10 +185,7 @@ class AgentPipeline:
         if self._knowledge is not None:  # after hours: another greeting, or message + hang up
             greeting, hangup = self._knowledge.greeting(greeting)
         if greeting:
-            run = self._start_reply(TurnRecord(-1), fixed_text=greeting)
-            if hangup:
-                self._hangup_reply = run.reply_id
-                self._spawn(self._hangup_later(self.settings.hangup_after_farewell_s))
+            self._floor.start(TurnRecord(-1), fixed_text=greeting, hang_up_after=hangup)
         try:
             async for frame in self.session.audio():
                 self._on_frame(frame)
@@ -195,12 +204,12 @@ class AgentPipeline:
                 self._preroll.append(f)
             decision = self._barge.update(now, speech)
             if decision is not None:
-                self._interrupt(decision)
+                self._floor.interrupt(decision)  # clears the sink in this very frame
             for event in self._turns.update(now, speech):
                 self._on_turn_event(event)
             phrase = self._backchannel.update(now, speech)
             if phrase is not None:
-                self._start_backchannel(phrase)
+                self._floor.backchannel(phrase)
             self._maybe_speculate(now)
 
     def _push(self, frame: AudioFrame) -> None:
@@ -243,20 +252,6 @@ class AgentPipeline:
             self._intent.reset()
             self._discard_speculation()
 
-    def _interrupt(self, decision: Interrupt) -> None:
-        """Barge-in: clear the sink now, cancel the reply, keep only what was heard."""
-        reply = self._reply
-        if reply is None:
-            return
-        self._speaker.clear()
-        rec = reply.record
-        rec.interrupted_at = decision.at
-        rec.interruption_onset = decision.onset
-        rec.sink_cleared_at = self._clock()
-        self.interruptions.append(decision)
-        reply.cancel()
-        self._finalize(reply, interrupted=True)
-
     # --- transcripts and events ---------------------------------------------------------
 
     async def _transcript_loop(self) -> None:
@@ -288,26 +283,16 @@ class AgentPipeline:
             self._intent.on_partial(full, now)
         decision = self._barge.on_text(full, now)
         if decision is not None:
-            self._interrupt(decision)
+            self._floor.interrupt(decision)
         for event in self._turns.set_text(full, now):
             self._on_turn_event(event)
 
     async def _event_loop(self) -> None:
         async for event in self.session.events():
             if isinstance(event, MarkPlayed):
-                self._on_mark(event.name)
+                self._floor.on_mark(event.name)
             elif isinstance(event, DtmfReceived):
                 self.history.add(ChatMessage("user", f"[DTMF {event.digit}]"))
-
-    def _on_mark(self, name: str) -> None:
-        info = self._speaker.on_mark(name)
-        reply = self._reply
-        if info is None or reply is None or info.reply_id != reply.reply_id:
-            return
-        if info.clause < 0 and reply.record.first_audio_played is None:
-            reply.record.first_audio_played = self._clock()
-        if reply.generated and self._speaker.pending_marks(reply.reply_id) == 0:
-            self._finalize(reply, interrupted=False)
 
     # --- turns and replies --------------------------------------------------------------
 
@@ -318,23 +303,20 @@ class AgentPipeline:
         record.stt_final = turn.last_final_at if turn.last_final_at is not None else record.endpoint
         text = turn.text().strip()
         record.user_text = text
-        ignore = not text or (
-            self._reply is not None and is_backchannel(text, self._barge.config.backchannels)
-        )  # noise, or "mm-hm" while the agent talks: an acknowledgement, not a turn
+        speaking = self._floor.current is not None
+        ignore = not text or (speaking and is_backchannel(text, self._barge.config.backchannels))  # noise, or "mm-hm" while the agent talks: an acknowledgement, not a turn
         if ignore or _contains_phrase(text, self.settings.goodbye_phrases):
             if spec is not None:
                 spec.cancel()
             spec = None
         if ignore:
             return
-        if self._reply is not None:
-            self._interrupt(Interrupt(self._clock(), record.speech_start or 0.0, 0, "turn"))
+        if speaking:  # real words while the agent talks: the caller takes the floor
+            self._floor.interrupt(Interrupt(self._clock(), record.speech_start or 0.0, 0, "turn"))
         if _contains_phrase(text, self.settings.goodbye_phrases):
             self.history.add(ChatMessage("user", text))
             self._add_record(record)
-            run = self._start_reply(record, fixed_text=self.settings.farewell)
-            self._hangup_reply = run.reply_id
-            self._spawn(self._hangup_later(self.settings.hangup_after_farewell_s))
+            self._floor.start(record, fixed_text=self.settings.farewell, hang_up_after=True)
             return
         escalation = self._knowledge.escalate(text) if self._knowledge is not None else None
         if escalation is not None:  # "a real person, please": transfer, deterministically
@@ -342,7 +324,7 @@ class AgentPipeline:
                 spec.cancel()
             self.history.add(ChatMessage("user", text))
             self._add_record(record)
-            self._start_reply(record, fixed_text=escalation)
+            self._floor.start(record, fixed_text=escalation)
             return
         if spec is not None and self._intent.resolve(text, spec_text):
             self.history.add(ChatMessage("user", text))
@@ -352,20 +334,22 @@ class AgentPipeline:
             spec.record.speculative = True
             self._add_record(spec.record)
             spec.commit()  # before adopting: a finished run must see its marks pending
-            self._adopt(spec)
+            self._floor.adopt(spec)
             return
         if spec is not None:
             spec.cancel()
             record.speculations_discarded += 1
         self.history.add(ChatMessage("user", text))
         self._add_record(record)
-        self._start_reply(record, messages=self.history.prompt(self._system_prompt))
+        self._floor.start(record, messages=self.history.prompt(self._system_prompt))
 
     def _add_record(self, record: TurnRecord) -> None:
         self.records.append(record)
 
     def _maybe_speculate(self, now: float) -> None:
-        if self._spec is not None or self._reply is not None or self._turns.silent_since is None:
+        if self._spec is not None or self._floor.current is not None:
+            return
+        if self._turns.silent_since is None:
             return
         text = self._router.current.text()
         if completeness(text) is Completeness.INCOMPLETE:
@@ -373,7 +357,7 @@ class AgentPipeline:
         if self._intent.should_start(now, self._turns.silent_since) is None:
             return
         extra = ChatMessage("user", text)
-        self._spec = self._make_reply(
+        self._spec = self._floor.make(
             TurnRecord(self._next_turn, user_text=text),
             messages=self.history.prompt(self._system_prompt, extra),
             held=True,
@@ -385,101 +369,6 @@ class AgentPipeline:
         if self._spec is not None:
             self._spec.cancel()
             self._spec = None
-
-    def _make_reply(
-        self,
-        record: TurnRecord,
-        *,
-        messages: list[ChatMessage] | None = None,
-        fixed_text: str | None = None,
-        held: bool = False,
-    ) -> ReplyRun:
-        self._next_reply_id += 1
-        return ReplyRun(
-            self._next_reply_id,
-            llm=self.providers.llm,
-            tts=self.providers.tts,
-            speaker=self._speaker,
-            record=record,
-            clock=self._clock,
-            messages=messages or (),
-            fixed_text=fixed_text,
-            error_text=self.settings.error_message,
-            chunker=self.settings.chunker_config(),
-            held=held,
-            knowledge=self._knowledge,
-        )
-
-    def _start_reply(
-        self,
-        record: TurnRecord,
-        *,
-        messages: list[ChatMessage] | None = None,
-        fixed_text: str | None = None,
-    ) -> ReplyRun:
-        run = self._make_reply(record, messages=messages, fixed_text=fixed_text)
-        run.start()
-        self._adopt(run)
-        return run
-
-    def _adopt(self, run: ReplyRun) -> None:
-        """Make ``run`` the reply the caller hears (and can interrupt)."""
-        self._reply = run
-        self._barge.agent_started()
-        self._backchannel.suppressed = True
-        assert run.task is not None
-        run.task.add_done_callback(lambda task: self._on_reply_task_done(run, task))
-        if run.task.done():
-            self._on_reply_task_done(run, run.task)
-
-    def _on_reply_task_done(self, run: ReplyRun, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or self._reply is not run:
-            return
-        exc = task.exception()
-        if exc is not None:
-            run.record.errors.append(f"reply: {exc!r}")
-            self._finalize(run, interrupted=False)
-        elif self._speaker.pending_marks(run.reply_id) == 0:
-            self._finalize(run, interrupted=False)
-
-    def _finalize(self, run: ReplyRun, *, interrupted: bool) -> None:
-        """The reply is over: record what the caller heard, free the floor."""
-        if run.reply_id in self._finalized:
-            return
-        self._finalized.add(run.reply_id)
-        heard = self._speaker.heard_text(run.reply_id)
-        rec = run.record
-        rec.agent_text = run.text
-        rec.heard_text = heard
-        for m in run.tool_messages:
-            self.history.add(m)
-        for call, result, at in run.tool_results:
-            self.history.add_tool_call(call, result.content, at, error=not result.ok)
-        if self._knowledge is not None and self._knowledge.context.deferred:
-            self._spawn(self._knowledge.run_deferred())  # transfer/hang up after the last words
-        if heard:
-            self.history.add(ChatMessage("assistant", heard), interrupted=interrupted)
-        if rec.index >= 0:
-            self.history.add_turn(rec)
-        self._speaker.forget(run.reply_id)
-        if self._reply is run:
-            self._reply = None
-            self._barge.agent_stopped()
-            self._backchannel.suppressed = False
-        if run.reply_id == self._hangup_reply:
-            self._spawn(self._hangup_later(0.0))
-
-    def _start_backchannel(self, phrase: str) -> None:
-        if self._reply is not None:
-            return
-        run = self._make_reply(TurnRecord(-1), fixed_text=phrase)
-        self._spawn(self._run_quietly(run))
-
-    async def _run_quietly(self, run: ReplyRun) -> None:
-        run.start()
-        assert run.task is not None
-        with contextlib.suppress(Exception):
-            await run.task
 
     async def _hangup_later(self, delay: float) -> None:
         if delay:
@@ -512,12 +401,10 @@ class AgentPipeline:
             log.error("agent task failed", exc_info=task.exception())
 
     async def _shutdown(self) -> None:
-        for run in (self._reply, self._spec):
-            if run is not None:
-                run.cancel()
-        if self._reply is not None:
-            self._finalize(self._reply, interrupted=True)
-        self._spec = None
+        if self._spec is not None:
+            self._spec.cancel()
+            self._spec = None
+        self._floor.close()
         if self._stt is not None:
             with contextlib.suppress(Exception):
                 await self._stt.aclose()
