@@ -66,6 +66,49 @@ def _default_transports() -> list[Transport]:
     return ["udp", "tcp"]
 
 
+def _check_networks(value: list[str]) -> list[str]:
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not an IP network (e.g. 203.0.113.0/24)") from exc
+    return value
+
+
+class SipUser(_Section):
+    """A phone or softphone of ours: may REGISTER and call in with digest credentials."""
+
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.+\-]+$")
+    password: SecretStr
+
+
+class SipTrunk(_Section):
+    """A carrier (or PBX) we place calls through and may register with.
+
+    ``username``/``password`` answer the trunk's 401/407 challenges on REGISTER and INVITE
+    and also let the trunk authenticate *to us* when its calls arrive from an address outside
+    ``allowed_ips``. ``allowed_ips`` are the trunk's signalling networks whose INVITEs are
+    accepted without a challenge (most carriers authenticate by IP).
+    """
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(5060, ge=1, le=65535)
+    transport: Transport = "udp"
+    username: str | None = None
+    password: SecretStr | None = None
+    registration: bool = False
+    """Keep a REGISTER binding with the trunk (refreshed before it expires)."""
+    register_expires: int = Field(600, ge=1, le=86400)
+    from_user: str | None = None
+    """User part of our From on calls through the trunk (the caller id); default username."""
+    from_domain: str | None = None
+    """Host part of our From and of the Request-URI; default the trunk's host."""
+    allowed_ips: list[str] = Field(default_factory=list)
+
+    _ips = field_validator("allowed_ips")(_check_networks)
+
+
 class SipSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -73,17 +116,40 @@ class SipSettings(_Section):
     transports: list[Transport] = Field(default_factory=_default_transports)
     allowed_sources: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     """Networks whose unauthenticated INVITEs are accepted (trunk IP allow-list)."""
+    public_host: str | None = None
+    """Address put in Contact, Via and SDP when ``host`` is a wildcard (``0.0.0.0``)."""
+    tls_port: int = Field(5061, ge=1, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    realm: str = Field("voxgate", min_length=1, max_length=128)
+    """Digest realm of our challenges."""
+    users: list[SipUser] = Field(default_factory=list)
+    trunks: list[SipTrunk] = Field(default_factory=list)
+    allow_outbound: bool = True
+    """Whether ``POST /v1/calls`` may dial out (always token-guarded and through a trunk)."""
+    max_calls: int = Field(1000, ge=1, le=100000)
+    """Concurrent SIP calls; further INVITEs get 503."""
+    invite_rate_per_source: float = Field(10.0, gt=0, le=100000)
+    """INVITE/REGISTER per second (burst 2x) accepted from one address outside the allowed
+    sources and trunks; the excess is dropped silently (no reflection of a flood)."""
+    answer_delay_s: float = Field(0.0, ge=0, le=60)
+    """Ring this long (180) before answering; 0 answers at once."""
+    sample_rate: Literal[8000, 16000] = 16000
+    """Rate of the PCM frames calls deliver to apps (16 kHz suits the embedded STT)."""
+    srtp: Literal["off", "optional", "required"] = "optional"
+    register_min_expires: int = Field(60, ge=1, le=86400)
+    register_max_expires: int = Field(3600, ge=1, le=86400)
 
     _host = field_validator("host")(_check_host)
+    _networks = field_validator("allowed_sources")(_check_networks)
 
-    @field_validator("allowed_sources")
+    @field_validator("trunks")
     @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{item!r} is not an IP network (e.g. 203.0.113.0/24)") from exc
+    def _unique_trunks(cls, value: list[SipTrunk]) -> list[SipTrunk]:
+        names = [t.name for t in value]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"trunk names must be unique, repeated: {sorted(dup)}")
         return value
 
 

@@ -1,0 +1,489 @@
+"""One SIP call's RTP session on asyncio: sockets, receive path, paced send path, RTCP.
+
+The decisions live in pure code (:mod:`voxgate.sip.rtp_stream` for the clock and packets,
+:mod:`voxgate.rtp` for parsing, jitter buffer, DTMF and statistics); this module wires them to
+two UDP sockets and one timer per call:
+
+* every 20 ms tick (absolute deadline, :class:`~voxgate.sip.rtp_stream.PacketClock`) pulls
+  one frame out of the jitter buffer into the ``CallSession`` and one frame of the agent's
+  audio out of the ``PlayoutBuffer`` onto the wire; receive and send share the clock, so a
+  call costs one timer, not two;
+* symmetric RTP (RFC 4961): we send to where the far end's RTP comes from once it arrives
+  ("latching"), which is what gets audio through NATs whose SDP shows a private address;
+  after latching, packets from any other address are dropped (no media injection);
+* RTCP SR/RR + SDES every ~5 s on port+1 or multiplexed (RFC 5761), with an optional callback
+  that receives per-interval network statistics for call records;
+* SDES-SRTP (RFC 4568) through pylibsrtp when the offer was RTP/SAVP with a=crypto;
+* media timeout: no RTP for ``media_timeout_s`` while we expect some -> ``on_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+import pylibsrtp
+
+from voxgate.audio.codecs import get_decoder, get_encoder
+from voxgate.calls.playout import PlayoutBuffer
+from voxgate.calls.session import CallSession, DtmfReceived, MarkPlayed
+from voxgate.errors import ParseError
+from voxgate.observability.metrics import count_rejection
+from voxgate.rtp.dtmf import DtmfReceiver
+from voxgate.rtp.packet import RtpPacket, is_rtcp
+from voxgate.rtp.receiver import RtpAudioReceiver
+from voxgate.rtp.rtcp import (
+    ReportBlock,
+    RtcpPacket,
+    RtcpReceiverReport,
+    RtcpSenderReport,
+    RtcpSourceDescription,
+    SdesChunk,
+    parse_rtcp,
+    serialize_rtcp,
+)
+from voxgate.rtp.stats import ReceiverStats, ntp_middle32
+from voxgate.sip.offer_answer import NegotiatedMedia
+from voxgate.sip.rtp_stream import PacketClock, RtpSender
+
+__all__ = ["MediaOptions", "NetworkReport", "PortPool", "RtpSession"]
+
+log = logging.getLogger(__name__)
+
+_SRTP_PROFILES = {
+    "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
+}
+RTCP_INTERVAL_TICKS = 250
+"""5 s at 20 ms; RFC 3550's minimum for a two-party session, randomised +-50 % per report."""
+TIMEOUT_CHECK_TICKS = 25
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOptions:
+    jitter_min_ms: float = 20.0
+    jitter_max_ms: float = 200.0
+    media_timeout_s: float = 30.0
+    frame_ms: int = 20
+    measure_lateness: bool = False
+    """Keep every packet's send lateness (s) in :attr:`RtpSession.lateness` (benchmarks)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkReport:
+    """One RTCP interval's view of the inbound stream (deltas for the interval)."""
+
+    packets: int
+    loss_fraction: float
+    jitter_s: float
+    jb_delay_ms: float
+    underruns: int
+    concealed_ms: float
+    rtt_s: float | None = None
+
+
+class PortPool:
+    """Even RTP ports (RTCP on the odd one above) from a configured range, round robin.
+
+    Round robin rather than lowest-free: a port freed by a call that just ended may still
+    receive its far end's last packets, which must not land in the next call.
+    """
+
+    def __init__(self, low: int, high: int) -> None:
+        first = low + (low & 1)
+        self._ports = list(range(first, high, 2))
+        if not self._ports:
+            raise ValueError(f"no even port pair in {low}..{high}")
+        self._cursor = 0
+        self._used: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._ports) - len(self._used)
+
+    def candidates(self) -> list[int]:
+        """Free ports in the order to try them (advances the cursor)."""
+        n = len(self._ports)
+        order = [self._ports[(self._cursor + i) % n] for i in range(n)]
+        self._cursor = (self._cursor + 1) % n
+        return [p for p in order if p not in self._used]
+
+    def take(self, port: int) -> None:
+        self._used.add(port)
+
+    def release(self, port: int) -> None:
+        self._used.discard(port)
+
+
+class _Socket(asyncio.DatagramProtocol):
+    def __init__(self, on_data: Callable[[bytes, tuple[str, int]], None]) -> None:
+        self.on_data = on_data
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Selector loops hand a Transport that is not a DatagramTransport subclass.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.on_data(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP unreachable while the far end is not listening yet: keep sending
+
+
+class RtpSession:
+    """RTP for one call. ``await open()``, then :meth:`apply` each negotiation result."""
+
+    def __init__(
+        self,
+        session: CallSession,
+        playout: PlayoutBuffer,
+        *,
+        pool: PortPool,
+        host: str,
+        options: MediaOptions | None = None,
+        on_timeout: Callable[[], None] | None = None,
+        on_report: Callable[[NetworkReport], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.playout = playout
+        self.pool = pool
+        self.host = host
+        self.options = options or MediaOptions()
+        self.on_timeout = on_timeout
+        self.on_report = on_report
+        self.port = 0
+        self.negotiated: NegotiatedMedia | None = None
+        self.remote: tuple[str, int] | None = None
+        self.remote_rtcp: tuple[str, int] | None = None
+        self.latched = False
+        self.packets_in = 0
+        self.packets_out = 0
+        self.dropped_in = 0
+        self.lateness: list[float] = []
+        self._rtp: _Socket | None = None
+        self._rtcp: _Socket | None = None
+        self._receiver: RtpAudioReceiver | None = None
+        self._sender: RtpSender | None = None
+        self._dtmf_in: DtmfReceiver | None = None
+        self._stats: ReceiverStats | None = None
+        self._tx_srtp: pylibsrtp.Session | None = None
+        self._rx_srtp: pylibsrtp.Session | None = None
+        self._clock: PacketClock | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_rx = 0.0
+        self._timed_out = False
+        self._next_rtcp = RTCP_INTERVAL_TICKS
+        self._last_sr: tuple[int, float] | None = None
+        self._last_jb: tuple[int, int, float] = (0, 0, 0.0)
+        self._cname = f"voxgate-{secrets.token_hex(4)}"
+        self._closed = False
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def open(self) -> int:
+        """Bind an RTP/RTCP port pair from the pool; raises OSError when none is free."""
+        loop = asyncio.get_running_loop()
+        for port in self.pool.candidates():
+            try:
+                rtp_t, rtp = await loop.create_datagram_endpoint(
+                    lambda: _Socket(self._on_rtp), local_addr=(self.host, port)
+                )
+            except OSError:
+                continue
+            try:
+                _, rtcp = await loop.create_datagram_endpoint(
+                    lambda: _Socket(self._on_rtcp), local_addr=(self.host, port + 1)
+                )
+            except OSError:
+                rtp_t.close()
+                continue
+            self.pool.take(port)
+            self._rtp, self._rtcp, self.port = rtp, rtcp, port
+            return port
+        raise OSError("no free RTP port in the configured range")
+
+    def apply(self, media: NegotiatedMedia) -> None:
+        """Start or reconfigure media for a (re)negotiation result."""
+        old = self.negotiated
+        self.negotiated = media
+        remote = (media.remote_address, media.remote_port)
+        if old is None or (old.remote_address, old.remote_port) != remote:
+            self.remote = remote if media.remote_port else None
+            self.latched = False  # a new address in SDP: latch again to whatever sends
+        if media.rtcp_mux:
+            self.remote_rtcp = None
+        elif media.remote_rtcp_port:
+            self.remote_rtcp = (media.remote_address, media.remote_rtcp_port)
+        if old is None or (old.codec, old.payload_type) != (media.codec, media.payload_type):
+            self._setup_codec(media, keep_clock=old is not None)
+        if old is None or old.srtp != media.srtp:
+            self._setup_srtp(media)
+        if old is None or old.dtmf_payload_type != media.dtmf_payload_type:
+            pt = media.dtmf_payload_type
+            self._dtmf_in = DtmfReceiver(pt, media.codec.clock_rate) if pt is not None else None
+        loop = asyncio.get_running_loop()
+        self._last_rx = loop.time()  # the timeout counts from each negotiation
+        self._timed_out = False
+        if self._clock is None:
+            self._clock = PacketClock(loop.time(), self.options.frame_ms / 1000)
+            self._schedule()
+
+    def _setup_codec(self, media: NegotiatedMedia, *, keep_clock: bool) -> None:
+        rate = self.session.sample_rate
+        decoder = get_decoder(media.codec.name)
+        self._receiver = RtpAudioReceiver(
+            {media.payload_type: decoder},
+            rate,
+            min_delay_ms=self.options.jitter_min_ms,
+            max_delay_ms=self.options.jitter_max_ms,
+            initial_delay_ms=max(40.0, self.options.jitter_min_ms),
+            frame_ms=self.options.frame_ms,
+            stamp=True,
+        )
+        old = self._sender
+        encoder = get_encoder(
+            media.codec.name, 16000 if media.codec.name.lower() == "opus" else None
+        )
+        self._sender = RtpSender(
+            encoder,
+            media.payload_type,
+            pcm_rate=rate,
+            ptime_ms=self.options.frame_ms,
+            dtmf_payload_type=media.dtmf_payload_type,
+            # A codec change keeps the SSRC and sequence (one stream, RFC 3550 5.1); the
+            # timestamp restarts on the new clock, which receivers handle as a new talkspurt.
+            ssrc=old.ssrc if old is not None and keep_clock else None,
+            sequence=old.sequence if old is not None and keep_clock else None,
+        )
+        if self._clock is not None:
+            # Index 0 of the new sender's timestamps is the current tick.
+            self._sender.ts0 = (self._sender.ts0 - self._clock.n * self._sender.samples_per_packet) & 0xFFFF_FFFF
+        self._stats = None
+        self._last_jb = (0, 0, 0.0)
+
+    def _setup_srtp(self, media: NegotiatedMedia) -> None:
+        srtp = media.srtp
+        if srtp is None:
+            self._tx_srtp = self._rx_srtp = None
+            return
+        profile = _SRTP_PROFILES[srtp.suite]
+        self._tx_srtp = pylibsrtp.Session(
+            pylibsrtp.Policy(
+                key=srtp.local_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+                srtp_profile=profile,
+            )
+        )  # fmt: skip
+        self._rx_srtp = pylibsrtp.Session(
+            pylibsrtp.Policy(
+                key=srtp.remote_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
+                srtp_profile=profile,
+            )
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Stop the clock, send RTCP BYE-less teardown (the SIP BYE says it), free the port."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for sock in (self._rtp, self._rtcp):
+            if sock is not None and sock.transport is not None:
+                sock.transport.close()
+        if self.port:
+            self.pool.release(self.port)
+
+    # -- DTMF out -----------------------------------------------------------------------
+
+    async def send_dtmf(self, digits: str, duration: float = 0.1) -> None:
+        """Send digits as RFC 4733 events and return once they have left."""
+        sender = self._sender
+        if sender is None:
+            raise RuntimeError("media is not negotiated yet")
+        sender.queue_dtmf(digits, duration)
+        limit = time.monotonic() + 2.0 + len(digits) * (duration + 0.3)
+        while sender.dtmf_pending and not self._closed and time.monotonic() < limit:  # noqa: ASYNC110
+            await asyncio.sleep(self.options.frame_ms / 1000)
+
+    # -- receive --------------------------------------------------------------------------
+
+    def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self._closed or self.negotiated is None:
+            return
+        if is_rtcp(data):
+            self._on_rtcp(data, addr)
+            return
+        if self.latched and addr != self.remote:
+            self.dropped_in += 1
+            return
+        if self._rx_srtp is not None:
+            try:
+                data = self._rx_srtp.unprotect(data)
+            except pylibsrtp.Error:
+                self.dropped_in += 1
+                count_rejection("rtp")
+                return
+        try:
+            packet = RtpPacket.parse(data)
+        except ParseError:
+            count_rejection("rtp")
+            return
+        media = self.negotiated
+        pt = packet.payload_type
+        if pt != media.payload_type and pt != media.dtmf_payload_type:
+            self.dropped_in += 1
+            return
+        if not self.latched:
+            self.remote = addr  # symmetric RTP: answer where the media really comes from
+            self.latched = True
+        now = asyncio.get_running_loop().time()
+        self._last_rx = now
+        self.packets_in += 1
+        stats = self._stats
+        if stats is None or stats.ssrc != packet.ssrc:
+            stats = self._stats = ReceiverStats(packet.ssrc, media.codec.clock_rate)
+        stats.update(packet.sequence_number, packet.timestamp, now)
+        if pt == media.dtmf_payload_type and self._dtmf_in is not None:
+            try:
+                events = self._dtmf_in.receive(packet, now)
+            except ParseError:
+                count_rejection("rtp")
+                events = []
+            for event in events:
+                ms = round(event.duration_seconds * 1000)
+                self.session.feed_event(DtmfReceived(event.digit, ms))
+        assert self._receiver is not None
+        self._receiver.push(packet, now)
+
+    def _on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self._closed:
+            return
+        if self._rx_srtp is not None:
+            try:
+                data = self._rx_srtp.unprotect_rtcp(data)
+            except pylibsrtp.Error:
+                count_rejection("rtp")
+                return
+        try:
+            packets = parse_rtcp(data)
+        except ParseError:
+            count_rejection("rtp")
+            return
+        if self.remote_rtcp is None and not (self.negotiated and self.negotiated.rtcp_mux):
+            self.remote_rtcp = addr
+        now = asyncio.get_running_loop().time()
+        for packet in packets:
+            if isinstance(packet, RtcpSenderReport):
+                self._last_sr = (ntp_middle32(packet.ntp_timestamp), now)
+
+    # -- the tick -------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        assert self._clock is not None
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_at(self._clock.due(), self._on_timer)
+
+    def _on_timer(self) -> None:
+        if self._closed:
+            return
+        clock = self._clock
+        assert clock is not None
+        now = asyncio.get_running_loop().time()
+        try:
+            while (n := clock.take(now)) is not None:
+                if self.options.measure_lateness:
+                    self.lateness.append(now - clock.due(n))
+                self._tick(n, now)
+        except Exception:
+            log.exception("rtp tick failed on call %s", self.session.call_id)
+        if not self._closed:
+            self._schedule()
+
+    def _tick(self, n: int, now: float) -> None:
+        media = self.negotiated
+        receiver = self._receiver
+        sender = self._sender
+        assert media is not None and receiver is not None and sender is not None
+        self.session.feed_audio(receiver.pull(now))
+        pcm, marks = self.playout.pull()
+        for name in marks:
+            self.session.feed_event(MarkPlayed(name))
+        if media.sending and self.remote is not None:
+            rtp = self._rtp
+            assert rtp is not None and rtp.transport is not None
+            for packet in sender.packets(n, pcm, now):
+                data = packet.serialize()
+                if self._tx_srtp is not None:
+                    data = self._tx_srtp.protect(data)
+                rtp.transport.sendto(data, self.remote)
+                self.packets_out += 1
+        if n % TIMEOUT_CHECK_TICKS == 0:
+            self._check_timeout(now)
+        if self._dtmf_in is not None and self._dtmf_in.next_timeout() is not None:
+            for event in self._dtmf_in.poll(now):
+                self.session.feed_event(
+                    DtmfReceived(event.digit, round(event.duration_seconds * 1000))
+                )
+        if n >= self._next_rtcp:
+            self._next_rtcp = n + int(RTCP_INTERVAL_TICKS * random.uniform(0.5, 1.5))
+            self._send_rtcp(now)
+
+    def _check_timeout(self, now: float) -> None:
+        media = self.negotiated
+        if media is None or self._timed_out or not media.receiving:
+            return
+        if now - self._last_rx > self.options.media_timeout_s:
+            self._timed_out = True
+            log.info("call %s: no RTP for %.1f s", self.session.call_id, now - self._last_rx)
+            if self.on_timeout is not None:
+                self.on_timeout()
+
+    def _send_rtcp(self, now: float) -> None:
+        sender, media = self._sender, self.negotiated
+        assert sender is not None and media is not None
+        blocks: tuple[ReportBlock, ...] = ()
+        stats = self._stats
+        if stats is not None:
+            sr = self._last_sr
+            block = stats.report_block(now, sr[0], sr[1]) if sr else stats.report_block(now)
+            blocks = (block,)
+            self._report(block.fraction_lost / 256, stats.jitter / stats.clock_rate)
+        packets: list[RtcpPacket] = []
+        if sender.stats.has_sent:
+            packets.append(sender.stats.sender_report(time.time(), blocks, now))
+        else:
+            packets.append(RtcpReceiverReport(sender.ssrc, blocks))
+        packets.append(RtcpSourceDescription((SdesChunk(sender.ssrc, ((1, self._cname.encode()),)),)))
+        data = serialize_rtcp(packets)
+        if self._tx_srtp is not None:
+            data = self._tx_srtp.protect_rtcp(data)
+        if media.rtcp_mux:
+            target, sock = self.remote, self._rtp
+        else:
+            target, sock = self.remote_rtcp, self._rtcp
+        if target is not None and sock is not None and sock.transport is not None:
+            sock.transport.sendto(data, target)
+
+    def _report(self, loss_fraction: float, jitter_s: float) -> None:
+        if self.on_report is None or self._receiver is None:
+            return
+        jb = self._receiver.stats.jitter
+        received, underruns, concealed = self._last_jb
+        self._last_jb = (jb.received, jb.underruns, jb.concealed_ms)
+        self.on_report(
+            NetworkReport(
+                packets=jb.received - received,
+                loss_fraction=loss_fraction,
+                jitter_s=jitter_s,
+                jb_delay_ms=jb.delay_ms,
+                underruns=jb.underruns - underruns,
+                concealed_ms=jb.concealed_ms - concealed,
+            )
+        )
+
