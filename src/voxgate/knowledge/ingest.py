@@ -217,7 +217,8 @@ def chunk_sections(
             if cur and sum(len(x) + 1 for x in cur) + len(p) > max_chars:
                 chunks.append(Chunk(prefix + "\n".join(cur), sec.heading, len(chunks)))
                 tail = cur[-1]
-                cur = [tail] if len(tail) <= overlap_chars else []
+                keep = len(tail) <= overlap_chars and len(tail) + 1 + len(p) <= max_chars
+                cur = [tail] if keep else []
             cur.append(p)
         if cur:
             chunks.append(Chunk(prefix + "\n".join(cur), sec.heading, len(chunks)))

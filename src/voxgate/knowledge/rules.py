@@ -76,7 +76,10 @@ class OpeningHours(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        ZoneInfo(v)  # raises on an unknown zone: better at config load than mid-call
+        try:  # an unknown zone fails at config load, not mid-call
+            ZoneInfo(v)
+        except Exception as exc:  # ZoneInfoNotFoundError is a KeyError: pydantic wants ValueError
+            raise ValueError(f"unknown timezone {v!r}") from exc
         return v
 
     @field_validator("weekly")
