@@ -174,19 +174,21 @@ def test_every_llm_failing_still_answers_with_the_error_message() -> None:
 
 
 def test_speculative_reply_discarded_when_final_differs() -> None:
+    from voxgate.agent.config import TurnSettings
     from voxgate.providers.tts.fake import FakeTTS
 
     tts = FakeTTS(sample_rate=16000, seconds_per_char=0.05)
-    # Final arrives 400 ms after the flush: the lagging partial "What time do you" is
-    # speculated on first, then the final says more.
+    # The STT is flushed only after 450 ms of silence (as suits an STT with good streaming
+    # partials): the lagging partial "What time do you" has been stable for 250 ms of
+    # silence before that and is speculated on; then the final says more.
+    settings = AgentSettings(turn=TurnSettings(pause_ms=450))
     p = providers(
         ["What time do you open on Saturday?"],
         {"saturday": "We open at ten on Saturday."},
         default="Sorry, I did not catch that.",
         tts=tts,
-        final_latency=0.4,
     )
-    result = LocalCall(p).run_virtual(
+    result = LocalCall(p, settings).run_virtual(
         [WaitForAgent(), Say(speech(1000), 16000), WaitForAgent(), HangUp()]
     )
     (rec,) = result.records

@@ -233,6 +233,7 @@ class AgentPipeline:
                 self._discard_speculation()
         elif isinstance(event, Pause):
             self._flush_stt()
+            self._judge_turn_text(event.at)
         elif isinstance(event, EndOfTurn):
             self._flush_stt()
             turn = self._router.close_turn()
@@ -284,7 +285,19 @@ class AgentPipeline:
         decision = self._barge.on_text(full, now)
         if decision is not None:
             self._floor.interrupt(decision)
-        for event in self._turns.set_text(full, now):
+        self._judge_turn_text(now)
+
+    def _judge_turn_text(self, now: float) -> None:
+        """Give the turn detector the words to judge completeness by.
+
+        While a flushed segment is still being decoded, the words so far are stale: the
+        caller said more after the last partial ("... at 3 in the" was followed by
+        "afternoon"), so they would make a finished sentence look unfinished, or the other
+        way round. Until the final arrives the detector gets no words, i.e. "unknown".
+        """
+        turn = self._router.current
+        judged = turn.text() if turn.pending == 0 else ""
+        for event in self._turns.set_text(judged, now):
             self._on_turn_event(event)
 
     async def _event_loop(self) -> None:
@@ -349,8 +362,8 @@ class AgentPipeline:
     def _maybe_speculate(self, now: float) -> None:
         if self._spec is not None or self._floor.current is not None:
             return
-        if self._turns.silent_since is None:
-            return
+        if self._turns.silent_since is None or self._router.current.pending:
+            return  # speaking, or the STT is decoding newer words than the text we have
         text = self._router.current.text()
         if completeness(text) is Completeness.INCOMPLETE:
             return  # "... an appointment for": the caller is not done; nothing to guess yet
