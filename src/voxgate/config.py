@@ -75,6 +75,13 @@ def _check_networks(value: list[str]) -> list[str]:
     return value
 
 
+DigestAlgorithm = Literal["SHA-256", "MD5"]
+
+
+def _default_digest() -> list[DigestAlgorithm]:
+    return ["SHA-256", "MD5"]
+
+
 class SipUser(_Section):
     """A phone or softphone of ours: may REGISTER and call in with digest credentials."""
 
@@ -123,6 +130,11 @@ class SipSettings(_Section):
     tls_key: Path | None = None
     realm: str = Field("voxgate", min_length=1, max_length=128)
     """Digest realm of our challenges."""
+    digest_algorithms: list[DigestAlgorithm] = Field(
+        default_factory=_default_digest, min_length=1
+    )
+    """Challenges offered, strongest first (RFC 8760). Some UAs (sipp 3.6, old phones) answer
+    only the first challenge and only MD5: list just ``MD5`` for them."""
     users: list[SipUser] = Field(default_factory=list)
     trunks: list[SipTrunk] = Field(default_factory=list)
     allow_outbound: bool = True

@@ -28,7 +28,7 @@ from voxgate.sip._syntax import WS, quote, split_commas, unquote
 from voxgate.sip.errors import SipParseError
 from voxgate.sip.headers import BRANCH_MAGIC_COOKIE, CSeq
 from voxgate.sip.message import SipRequest, SipResponse, make_response
-from voxgate.sip.uri import parse_uri
+from voxgate.sip.uri import SipUri, Uri, parse_uri
 
 __all__ = [
     "AuthResult",
@@ -221,6 +221,10 @@ class DigestChallenger:
     algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     nonce_lifetime: float = 300.0
     qop: str = "auth"
+    lenient_uri: bool = False
+    """Also accept a digest ``uri`` naming only the Request-URI's host and port (sipp 3.6
+    sends ``sip:host:port`` for ``sip:user@host:port``). The response hash still covers the
+    uri it states, so this widens replay only to other users at the same host and port."""
     _opaque: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -298,7 +302,10 @@ class DigestChallenger:
         if self.qop and creds.qop != self.qop:
             return AuthResult(False, creds.username, reason="qop mismatch")
         try:
-            if parse_uri(creds.uri) != request.uri:
+            stated = parse_uri(creds.uri)
+            if stated != request.uri and not (
+                self.lenient_uri and _same_host(stated, request.uri)
+            ):
                 return AuthResult(
                     False, creds.username, reason="digest uri does not match the Request-URI"
                 )
@@ -328,6 +335,14 @@ class DigestChallenger:
             # Right password, old nonce: ask again with stale=true, no user prompt needed.
             return AuthResult(False, creds.username, stale=True, reason="stale nonce")
         return AuthResult(True, creds.username)
+
+
+def _same_host(stated: Uri, request_uri: Uri) -> bool:
+    return (
+        isinstance(stated, SipUri) and isinstance(request_uri, SipUri) and stated.user is None
+        and (stated.scheme, stated.host.lower(), stated.port)
+        == (request_uri.scheme, request_uri.host.lower(), request_uri.port)
+    )  # fmt: skip
 
 
 def choose_challenge(response: SipResponse) -> tuple[str, DigestChallenge] | None:

@@ -73,6 +73,7 @@ class SipEdgeOptions:
     ports: dict[str, int] = field(default_factory=lambda: {"udp": 5060, "tcp": 5060})
     allowed: list[Network] = field(default_factory=list)
     realm: str = "voxgate"
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     users: dict[str, str] = field(default_factory=dict)
     trunks: list[SipTrunk] = field(default_factory=list)
     sample_rate: int = 16000
@@ -107,7 +108,7 @@ class SipEdgeOptions:
                 users.setdefault(trunk.username, trunk.password.get_secret_value())
         return cls(
             host=sip.host, advertised_host=advertised, ports=ports, allowed=allowed,
-            realm=sip.realm, users=users, trunks=list(sip.trunks), sample_rate=sip.sample_rate,
+            realm=sip.realm, digest_algorithms=tuple(sip.digest_algorithms), users=users, trunks=list(sip.trunks), sample_rate=sip.sample_rate,
             answer_delay_s=sip.answer_delay_s, max_calls=sip.max_calls,
             rate_per_source=sip.invite_rate_per_source,
             caps=MediaCapabilities(srtp=sip.srtp),
@@ -165,6 +166,7 @@ class SipEdge:
             self.challenger = DigestChallenger(
                 options.realm, secrets.token_bytes(32),
                 lambda name, realm: Password(users[name]) if name in users else None,
+                algorithms=options.digest_algorithms, lenient_uri=True,
             )  # fmt: skip
         self.calls: dict[str, SipCall] = {}
         self.registrations: dict[str, TrunkRegistration] = {}
@@ -496,7 +498,7 @@ class SipEdge:
         if result.stale or not request.headers.get("Authorization"):
             self.respond(challenger.challenge_response(request, self.now(), stale=result.stale))
         else:
-            log.info("sip: %s from %s failed digest: %s", request.method, source, result.reason)
+            log.info("sip: %s from %s failed digest: %s (%s)", request.method, source, result.reason, request.headers.get("Authorization"))
             self.respond(make_response(request, 403))
         return None
 
