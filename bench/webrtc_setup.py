@@ -223,6 +223,33 @@ def thread_cpu() -> dict[int, float]:
     return out
 
 
+def browser_cpu() -> float:
+    """CPU seconds of the Chromium processes this bench started (descendants of this pid)."""
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            parent[int(entry.name)] = int(fields[1])
+            if "chrom" in comm:
+                used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    me, total = os.getpid(), 0.0
+    for pid, cpu in used.items():
+        p, hops = pid, 0
+        while p > 1 and hops < 64:
+            p = parent.get(p, 0)
+            if p == me:
+                total += cpu
+                break
+            hops += 1
+    return total
+
+
 def cpu_seconds() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -246,6 +273,7 @@ async def load_level(
     late0 = [c.track.late_frames for c in calls]
     in0 = [c.inbound_frames for c in calls]
     threads0 = thread_cpu()
+    browser0 = browser_cpu()
     cpu0, t0 = cpu_seconds(), time.monotonic()
     if profile is not None:
         profile.enable()
@@ -254,6 +282,7 @@ async def load_level(
         profile.disable()
     cpu1, t1 = cpu_seconds(), time.monotonic()
     threads1 = thread_cpu()
+    browser1 = browser_cpu()
 
     loop_cpu = threads1.get(os.getpid(), 0.0) - threads0.get(os.getpid(), 0.0)
     after = await page.evaluate(STATS_JS)
@@ -275,6 +304,8 @@ async def load_level(
         "n": n,
         "cpu": (cpu1 - cpu0) / wall,
         "loop_cpu": loop_cpu / wall,
+        "browser_cpu": (browser1 - browser0) / wall,
+        "load": os.getloadavg()[0],
         "conceal_worst": max(concealment),
         "conceal_mean": statistics.fmean(concealment),
         "late_worst": max(late),
@@ -330,7 +361,15 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--levels", default="5,10,20,40")
     parser.add_argument("--window", type=float, default=8.0)
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval (s) for the server: aiortc encodes/decodes in threads",
+    )
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     levels = [int(x) for x in args.levels.split(",") if x]
     from playwright.async_api import async_playwright
 
@@ -362,12 +401,12 @@ async def main() -> None:
         "",
         f"Load: N concurrent calls (fake mic -> server -> echo -> Chromium), {args.window:.0f} s window:",
         "",
-        "| calls | server CPU (% of one core) | of which event-loop thread | CPU per call | worst concealment | mean concealment | worst late playout | worst inbound frames | clean |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|:--:|",
+        "| calls | server CPU (% of one core) | of which event-loop thread | CPU per call | Chromium CPU | load avg | worst concealment | mean concealment | worst late playout | worst inbound frames | clean |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['n']:.0f} | {100 * r['cpu']:.0f} % | {100 * r['loop_cpu']:.0f} % | {100 * r['cpu'] / r['n']:.2f} % | {100 * r['conceal_worst']:.2f} % | "
+            f"| {r['n']:.0f} | {100 * r['cpu']:.0f} % | {100 * r['loop_cpu']:.0f} % | {100 * r['cpu'] / r['n']:.2f} % | {100 * r['browser_cpu']:.0f} % | {r['load']:.1f} | {100 * r['conceal_worst']:.2f} % | "
             f"{100 * r['conceal_mean']:.2f} % | {100 * r['late_worst']:.2f} % | {100 * r['inbound_worst']:.0f} % | {'yes' if clean(r) else 'no'} |"
         )
     good = [r for r in results if clean(r)]
@@ -387,8 +426,9 @@ async def main() -> None:
     lines += profile_summary(profile)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(
-        f"Run: `.venv/bin/python bench/webrtc_setup.py` on {stamp}; {platform.machine()}, "
-        f"{platform.python_version()}; aiortc, Chromium {CHROMIUM}"
+        f"Run: `.venv/bin/python bench/webrtc_setup.py {' '.join(sys.argv[1:])}` on {stamp}; "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms, Chromium {CHROMIUM}"
     )
     print()
     print("\n".join(lines))

@@ -13,8 +13,14 @@ would triple the per-frame cost of every stage above the edge for no gain in wha
 Outbound: :class:`PlayoutTrack` is the ``MediaStreamTrack`` aiortc's RTP sender pulls from.
 It paces itself to real time (aiortc sends whatever ``recv`` returns immediately), pulls one
 20 ms frame per tick from a :class:`~voxgate.calls.playout.PlayoutBuffer` (silence when idle),
-and reports the marks a pull reached. Frames go out at the playout rate, mono; aiortc's Opus
-and G.711 encoders resample to their clock rate themselves.
+and reports the marks a pull reached.
+
+For Opus calls the track hands aiortc ready-made packets (``av.Packet``) encoded on the event
+loop by ``voxgate.audio.opus`` at the playout rate, mono, 32 kbps. aiortc would otherwise
+resample every frame to 48 kHz stereo, encode it at 96 kbps in its thread-pool executor, and
+compute an RTP audio level in Python: the executor hop is a GIL hand-off per frame per call,
+which under load shows up as late packets (see bench/RESULTS.md). For PCMU, frames go to
+aiortc's G.711 encoder, which resamples to 8 kHz itself.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import fractions
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import av
 import numpy as np
@@ -31,6 +38,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from voxgate.audio.frame import FRAME_MS, AudioFrame
+from voxgate.audio.opus import OpusEncoder
 from voxgate.calls.playout import PlayoutBuffer
 from voxgate.calls.session import CallSession, MarkPlayed
 
@@ -117,8 +125,13 @@ class PlayoutTrack(MediaStreamTrack):
         """Frames produced more than one frame period after their due time (CPU starved)."""
         self.first_audio_at: float | None = None
         """Monotonic time the first non-idle frame left the buffer (benchmarks read it)."""
+        self._opus: OpusEncoder | None = None
 
-    async def recv(self) -> av.AudioFrame:
+    def encode_opus(self, bitrate: int = 32000) -> None:
+        """Send pre-encoded Opus packets from now on (call once Opus is negotiated)."""
+        self._opus = OpusEncoder(self.sample_rate, bitrate=bitrate)
+
+    async def recv(self) -> av.AudioFrame | av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()
@@ -140,13 +153,17 @@ class PlayoutTrack(MediaStreamTrack):
         if marks:
             self._on_marks(marks)
         data = self._silence if pcm is None else pcm.reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
-        frame.sample_rate = self.sample_rate
-        frame.pts = self._pts
-        frame.time_base = self._time_base
+        out: av.AudioFrame | av.Packet[Any]
+        if self._opus is not None:
+            out = av.Packet(self._opus.encode(data[0]))
+        else:
+            out = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
+            out.sample_rate = self.sample_rate
+        out.pts = self._pts
+        out.time_base = self._time_base
         self._pts += self.frame_samples
         self.frames_sent += 1
-        return frame
+        return out
 
     def _track_speaking(self, playing: bool) -> None:
         if playing:

@@ -55,6 +55,8 @@ class WebRtcOptions:
     connect_timeout_s: float = 15.0
     media_timeout_s: float = 10.0
     max_calls: int = 200
+    encode_in_loop: bool = True
+    """Opus: encode on the event loop with voxgate's encoder instead of aiortc's executor."""
     max_sdp_bytes: int = 65536
 
 
@@ -169,6 +171,9 @@ class WebRtcCall:
         # Non-trickle: setLocalDescription returns once gathering is complete, so the answer
         # carries every candidate and the page needs no second round trip.
         await pc.setLocalDescription(await pc.createAnswer())
+        codec = self.codec or ""
+        if self.options.encode_in_loop and codec.lower().startswith("opus/"):
+            self.track.encode_opus()
         self._spawn(self._watchdog(), "watchdog")
         return str(pc.localDescription.sdp)
 
