@@ -313,3 +313,16 @@ def test_backchannel_while_caller_talks_at_length() -> None:
     assert result.interruptions == []
     assert all("Mm-hm" not in text for _, text in result.transcript)
     assert result.transcript[-1] == ("assistant", "I am sorry to hear that. Let us book you in.")
+
+
+def test_llm_prewarm_reads_the_prompt_during_the_greeting() -> None:
+    llm = FakeLLM(["Warm.", "We open at ten on Saturday."])
+    p = providers(["What time do you open on Saturday?"], llm)
+    settings = AgentSettings(prewarm_llm=True)
+    result = LocalCall(p, settings).run_virtual(
+        [WaitForAgent(), Say(speech(1500), 16000), WaitForAgent(), HangUp()]
+    )
+    assert llm.calls[0][0][0].role == "system" and llm.calls[0][0][-1].content == "Hello."
+    assert llm.cancelled == 1  # stopped at its first token
+    assert result.transcript[-1] == ("assistant", "We open at ten on Saturday.")
+    assert "Warm." not in [t for _, t in result.transcript]

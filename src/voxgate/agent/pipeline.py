@@ -186,6 +186,8 @@ class AgentPipeline:
             greeting, hangup = self._knowledge.greeting(greeting)
         if greeting:
             self._floor.start(TurnRecord(-1), fixed_text=greeting, hang_up_after=hangup)
+        if self.settings.prewarm_llm:
+            self._spawn(self._prewarm_llm())
         try:
             async for frame in self.session.audio():
                 self._on_frame(frame)
@@ -382,6 +384,22 @@ class AgentPipeline:
         if self._spec is not None:
             self._spec.cancel()
             self._spec = None
+
+    async def _prewarm_llm(self) -> None:
+        """Have a local LLM read the system prompt (and any resumed history) while the
+        greeting plays, so the first answer does not pay for it; stop at the first token."""
+        prompt = self.history.prompt(self._system_prompt, ChatMessage("user", "Hello."))
+        stream = self.providers.llm.chat(prompt)
+        try:
+            async for _ in stream:
+                break
+        except Exception as exc:  # a failing warm-up is not a failing call
+            log.info("LLM warm-up failed: %r", exc)
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
 
     async def _hangup_later(self, delay: float) -> None:
         if delay:

@@ -112,7 +112,9 @@ def run_talk(args: argparse.Namespace) -> int:
         pcm, rate = read_wav(path)
         utterances.append(Say(pcm, rate, Path(path).stem))
     rate = utterances[0].rate
-    settings = AgentSettings(greeting="") if args.no_greeting else AgentSettings()
+    settings = AgentSettings(prewarm_llm=not args.fake)
+    if args.no_greeting:
+        settings = settings.model_copy(update={"greeting": ""})
     steps: list[Step] = [] if args.no_greeting else [WaitForAgent()]
     for say in utterances:
         steps += [Silence(0.3), say, WaitForAgent(settle=0.8, timeout=60)]
