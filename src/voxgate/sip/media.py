@@ -169,6 +169,8 @@ class RtpSession:
         self._rtp: _Socket | None = None
         self._rtcp: _Socket | None = None
         self._receiver: RtpAudioReceiver | None = None
+        self._accepted: frozenset[int] = frozenset()
+        self._decoder_pts: frozenset[int] = frozenset()
         self._sender: RtpSender | None = None
         self._dtmf_in: DtmfReceiver | None = None
         self._stats: ReceiverStats | None = None
@@ -227,6 +229,8 @@ class RtpSession:
         if old is None or old.dtmf_payload_type != media.dtmf_payload_type:
             pt = media.dtmf_payload_type
             self._dtmf_in = DtmfReceiver(pt, media.codec.clock_rate) if pt is not None else None
+        dtmf_pt = media.dtmf_payload_type
+        self._accepted = self._decoder_pts | ({dtmf_pt} if dtmf_pt is not None else set())
         loop = asyncio.get_running_loop()
         self._last_rx = loop.time()  # the timeout counts from each negotiation
         self._timed_out = False
@@ -236,9 +240,15 @@ class RtpSession:
 
     def _setup_codec(self, media: NegotiatedMedia, *, keep_clock: bool) -> None:
         rate = self.session.sample_rate
-        decoder = get_decoder(media.codec.name)
+        decoders = {media.payload_type: get_decoder(media.codec.name)}
+        if media.codec.clock_rate == 8000:
+            # Tolerate a peer that sends the other G.711 law than the one answered (sipp's
+            # pcap replay does, byte for byte): same clock, so one jitter buffer serves both.
+            decoders.setdefault(0, get_decoder("PCMU"))
+            decoders.setdefault(8, get_decoder("PCMA"))
+        self._decoder_pts = frozenset(decoders)
         self._receiver = RtpAudioReceiver(
-            {media.payload_type: decoder},
+            decoders,
             rate,
             min_delay_ms=self.options.jitter_min_ms,
             max_delay_ms=self.options.jitter_max_ms,
@@ -336,7 +346,7 @@ class RtpSession:
             return
         media = self.negotiated
         pt = packet.payload_type
-        if pt != media.payload_type and pt != media.dtmf_payload_type:
+        if pt not in self._accepted:
             self.dropped_in += 1
             return
         if not self.latched:

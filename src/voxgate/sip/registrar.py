@@ -51,6 +51,9 @@ class Registrar:
         self.min_expires = min_expires
         self.max_expires = max_expires
         self._bindings: dict[str, dict[str, Binding]] = {}
+        self._last_cseq: dict[tuple[str, str], tuple[int, float]] = {}
+        """(user, Call-ID) -> (highest CSeq, when): survives the removal of a binding, so a
+        late copy of an older REGISTER cannot bring it back (section 10.3 step 7)."""
 
     def register(
         self, request: SipRequest, username: str, now: float, *, source: Any = None,
@@ -65,9 +68,13 @@ class Registrar:
         bindings = self._bindings.setdefault(username, {})
         self._expire_user(username, now)
         call_id, cseq = request.call_id, request.cseq.number
+        seen = self._last_cseq.get((username, call_id))
+        if seen is not None and cseq <= seen[0]:
+            return self._ok(request, username, now, to_tag)  # stale: change nothing
         if any(v.strip() == "*" for v in raw):
             if header_expires != 0 or len(raw) != 1:
                 return make_response(request, 400, "Bad Wildcard Contact", to_tag=to_tag)
+            self._last_cseq[(username, call_id)] = (cseq, now)
             for b in list(bindings.values()):
                 if b.call_id != call_id or cseq > b.cseq:
                     del bindings[str(b.contact.uri)]
@@ -81,15 +88,13 @@ class Registrar:
                 return make_response(
                     request, 423, to_tag=to_tag, headers=[("Min-Expires", str(self.min_expires))]
                 )
+        self._last_cseq[(username, call_id)] = (cseq, now)
         for contact in contacts:
             expires = _expires_of(contact.params.get("expires"))
             if expires is None:
                 expires = header_expires if header_expires is not None else DEFAULT_EXPIRES
             expires = min(expires, self.max_expires)
             key = str(contact.uri)
-            existing = bindings.get(key)
-            if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
-                continue  # out of order: an older request must not override a newer one
             if expires == 0:
                 bindings.pop(key, None)
                 continue
@@ -119,6 +124,9 @@ class Registrar:
 
     def expire(self, now: float) -> None:
         """Drop every expired binding (call now and then to bound memory)."""
+        horizon = now - 2 * self.max_expires
+        for key in [k for k, (_, at) in self._last_cseq.items() if at < horizon]:
+            del self._last_cseq[key]
         for user in list(self._bindings):
             self._expire_user(user, now)
             if not self._bindings[user]:
