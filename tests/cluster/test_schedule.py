@@ -110,3 +110,8 @@ def test_numbers_normalize_for_dnc_matching(raw: str, norm: str) -> None:
 def test_garbage_is_not_a_number() -> None:
     with pytest.raises(ValueError):
         normalize_number("call me maybe")
+
+
+def test_a_whole_day_window() -> None:
+    w = parse_window("00:00-24:00")
+    assert w.is_open(utc(2026, 3, 2, 23, 59), NY) and w.is_open(utc(2026, 3, 2, 5, 0), NY)

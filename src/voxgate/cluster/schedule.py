@@ -87,7 +87,7 @@ def parse_window(text: str, days: frozenset[int] | None = None) -> CallingWindow
     if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 != 0):
         raise ValueError(f"calling window {text!r} has an impossible time")
     end = time(0, 0) if h2 == 24 else time(h2, m2)
-    if time(h1, m1) == end:
+    if time(h1, m1) == end and h2 != 24:
         raise ValueError(f"calling window {text!r} is empty")
     return CallingWindow(time(h1, m1), end, days if days is not None else frozenset(range(1, 8)))
 
