@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import dataclasses
 import datetime
 import os
 import platform
@@ -262,7 +263,7 @@ async def load_level(
     n: int,
     window_s: float,
     profile: cProfile.Profile | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     page = await browser.new_page()
     await page.goto(f"{base}/")
     await page.evaluate(OPEN_CALLS_JS, {"n": n, "token": TOKEN})
@@ -313,7 +314,7 @@ async def load_level(
     }
 
 
-def clean(r: dict[str, float]) -> bool:
+def clean(r: dict[str, Any]) -> bool:
     """What a listener hears: Chromium concealing < 1 % of samples, the server getting >= 97 %
     of the caller's frames. Late playout frames are shown but not judged: a frame one period
     late is absorbed by the browser's jitter buffer, and concealment counts those that are not."""
@@ -362,6 +363,11 @@ async def main() -> None:
     parser.add_argument("--levels", default="5,10,20,40")
     parser.add_argument("--window", type=float, default=8.0)
     parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="A/B at each level: Opus encoded on the loop (default) vs in aiortc's executor",
+    )
+    parser.add_argument(
         "--switch-interval",
         type=float,
         default=None,
@@ -385,11 +391,18 @@ async def main() -> None:
             try:
                 lines += await setup_latency(browser, base, edge, args.calls)
                 results = []
+                modes = (True, False) if args.compare else (True,)
                 for n in levels:
-                    r = await load_level(browser, base, edge, n, args.window)
-                    results.append(r)
-                    if not clean(r):
+                    level = []
+                    for in_loop in modes:
+                        edge.options = dataclasses.replace(edge.options, encode_in_loop=in_loop)
+                        r = await load_level(browser, base, edge, n, args.window)
+                        r["mode"] = "loop" if in_loop else "aiortc"
+                        level.append(r)
+                    results += level
+                    if not any(clean(r) for r in level):
                         break
+                edge.options = dataclasses.replace(edge.options, encode_in_loop=True)
                 # Per-thread CPU clock, not wall time: on a shared machine, preemption would
                 # otherwise be charged to whatever function happened to be running.
                 profile = cProfile.Profile(time.thread_time)
@@ -401,15 +414,15 @@ async def main() -> None:
         "",
         f"Load: N concurrent calls (fake mic -> server -> echo -> Chromium), {args.window:.0f} s window:",
         "",
-        "| calls | server CPU (% of one core) | of which event-loop thread | CPU per call | Chromium CPU | load avg | worst concealment | mean concealment | worst late playout | worst inbound frames | clean |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|",
+        "| calls | Opus encode | server CPU (% of one core) | of which event-loop thread | CPU per call | Chromium CPU | load avg | worst concealment | mean concealment | worst late playout | worst inbound frames | clean |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['n']:.0f} | {100 * r['cpu']:.0f} % | {100 * r['loop_cpu']:.0f} % | {100 * r['cpu'] / r['n']:.2f} % | {100 * r['browser_cpu']:.0f} % | {r['load']:.1f} | {100 * r['conceal_worst']:.2f} % | "
+            f"| {r['n']:.0f} | {r['mode']} | {100 * r['cpu']:.0f} % | {100 * r['loop_cpu']:.0f} % | {100 * r['cpu'] / r['n']:.2f} % | {100 * r['browser_cpu']:.0f} % | {r['load']:.1f} | {100 * r['conceal_worst']:.2f} % | "
             f"{100 * r['conceal_mean']:.2f} % | {100 * r['late_worst']:.2f} % | {100 * r['inbound_worst']:.0f} % | {'yes' if clean(r) else 'no'} |"
         )
-    good = [r for r in results if clean(r)]
+    good = [r for r in results if clean(r) and r["mode"] == "loop"]
     if good:
         best = max(good, key=lambda r: r["n"])
         per_core = best["n"] / best["cpu"] if best["cpu"] > 0 else float("inf")
