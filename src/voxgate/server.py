@@ -30,7 +30,7 @@ def _install_uvloop() -> str:
     return "uvloop"
 
 
-def banner(settings: Settings, generated_token: str | None) -> str:
+def banner(settings: Settings, generated_token: str | None, sip_uri: str | None = None) -> str:
     host = settings.server.host
     shown = f"[{host}]" if ":" in host else host
     base = settings.server.public_url or f"http://{shown}:{settings.server.port}"
@@ -40,6 +40,8 @@ def banner(settings: Settings, generated_token: str | None) -> str:
         f"  health        {base}/healthz",
         f"  metrics       {base}/metrics",
     ]
+    if sip_uri:
+        lines.append(f"  SIP           {sip_uri}   ({', '.join(settings.sip.transports)})")
     if generated_token:
         lines.append(
             f"  API token     {generated_token}   (generated for this run; set "
@@ -72,10 +74,25 @@ async def serve(settings: Settings) -> None:
             await server_task
             raise SystemExit(f"voxgate: HTTP server failed to start on port {settings.server.port}")
         await asyncio.sleep(0.05)
-    print(banner(settings, generated), flush=True)
+    sip_edge = None
+    if settings.sip.enabled:
+        from voxgate.sip.endpoint import start_sip_edge
+
+        try:
+            sip_edge = await start_sip_edge(
+                settings, app.state.manager, getattr(app.state, "observer", None)
+            )
+        except (OSError, ValueError) as exc:
+            server.should_exit = True
+            await server_task
+            raise SystemExit(f"voxgate: SIP edge failed to start: {exc}") from None
+        app.state.sip_edge = sip_edge
+    print(banner(settings, generated, sip_edge.uri if sip_edge else None), flush=True)
     await stop.wait()
     app.state.draining = True
     log.info("draining")
+    if sip_edge is not None:
+        await sip_edge.close()
     server.should_exit = True
     await server_task
 

@@ -77,6 +77,8 @@ def create_app(settings: Settings, manager: CallManager | None = None) -> FastAP
     # request.app.state.manager / .settings. Mounted here, one line each.
     from voxgate.api.calls import router as calls_router
     app.include_router(calls_router)
+    from voxgate.api.call_control import router as call_control_router
+    app.include_router(call_control_router)
     from voxgate.api.dashboard import router as dashboard_router
     app.include_router(dashboard_router)
     from voxgate.webrtc.edge import router as webrtc_router

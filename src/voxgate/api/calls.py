@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import case, func, select
 
 from voxgate.api.auth import require_token
+from voxgate.api.call_control import find_session
 from voxgate.calls.manager import CallManager
 from voxgate.calls.session import CallSession
 from voxgate.observability.recording import TRACKS, RecordingSink, Track, resolve
@@ -66,6 +67,9 @@ class LiveCall(BaseModel):
     route: str
     dropped_frames: int = Field(description="Inbound frames dropped for a slow consumer")
     recording: bool
+    state: str | None = Field(
+        None, description="Edge call state, e.g. SIP dialing/ringing/answered/ended"
+    )
 
 
 class CallSummary(BaseModel):
@@ -214,6 +218,7 @@ def _live(session: CallSession) -> LiveCall:
         route=session.route,
         dropped_frames=session.dropped_frames,
         recording=isinstance(session.sink, RecordingSink),
+        state=session.metadata.get("sip_state"),
     )
 
 
@@ -283,7 +288,7 @@ async def list_calls(
 @router.get("/v1/calls/{call_id}", response_model=CallDetail, responses=_NOT_FOUND)
 async def get_call(request: Request, call_id: CallId) -> dict[str, Any]:
     """One call: its record (turns, transcript, events, network) and live status if running."""
-    session = _manager(request).get(call_id)
+    session = find_session(request, call_id)  # includes outbound SIP calls still ringing
     records = _records(request)
     row = await records.get_call(call_id) if records is not None else None
     if row is None and session is None:
