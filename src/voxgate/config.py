@@ -22,7 +22,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from voxgate.agent.config import AgentSettings
 from voxgate.errors import ConfigError
+from voxgate.observability.cost import PriceTable
+from voxgate.websocket.config import WebSocketSettings
 
 _toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "voxgate_toml_path", default=None
@@ -187,6 +190,73 @@ class RecordsSettings(_Section):
     retention_days: int = Field(30, ge=0, le=36500)
 
 
+class OpenAISettings(_Section):
+    """Any OpenAI-compatible chat completions server (OpenAI, Groq, vLLM, Ollama, llama.cpp)."""
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    api_key: SecretStr | None = None
+
+
+SttName = Literal["embedded", "fake"]
+LlmName = Literal["embedded", "openai", "fake"]
+TtsName = Literal["embedded", "fake"]
+
+
+def _embedded_only() -> list[Any]:
+    return ["embedded"]
+
+
+class ProvidersSettings(_Section):
+    """Which STT/LLM/TTS serve the in-process agent; a list is a fallback chain, in order."""
+
+    stt: list[SttName] = Field(default_factory=_embedded_only, min_length=1)
+    llm: list[LlmName] = Field(default_factory=_embedded_only, min_length=1)
+    tts: list[TtsName] = Field(default_factory=_embedded_only, min_length=1)
+    whisper_model: Literal["tiny.en", "base"] = "tiny.en"
+    vad: Literal["silero", "webrtc"] = "silero"
+    timeout_s: float = Field(3.0, gt=0, le=60)
+    """A provider that produces nothing for this long hands over to the next in its chain."""
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+
+
+class RouteSettings(_Section):
+    """``[[routes]]``: first match wins; unmatched calls go to the default agent."""
+
+    name: str = ""
+    callee: str = "*"
+    edge: Literal["*", "sip", "webrtc", "websocket", "local"] = "*"
+    app: str = Field("agent", min_length=1)
+    """``"agent"`` or a ``ws://``/``wss://`` URL of an external app."""
+    protocol: Literal["twilio", "native"] = "twilio"
+    auth_header: SecretStr | None = None
+
+    @field_validator("app")
+    @classmethod
+    def _app(cls, value: str) -> str:
+        if value == "agent" or value.startswith(("agent:", "ws://", "wss://")):
+            return value
+        raise ValueError("must be 'agent', 'agent:NAME' or a ws:// / wss:// URL")
+
+
+def _default_node_id() -> str:
+    import socket
+
+    return socket.gethostname()[:48] or "node"
+
+
+class ObservabilitySettings(_Section):
+    node_id: str = Field(default_factory=_default_node_id, min_length=1, max_length=64)
+    """Names this node in call records and the cluster registry."""
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP traces endpoint, e.g. ``http://127.0.0.1:4318/v1/traces``; unset: no traces."""
+    otlp_headers: dict[str, str] = Field(default_factory=dict)
+    recording: bool = False
+    """Record every call as two WAV tracks (caller, agent) under ``records.recordings_dir``."""
+    prices: PriceTable = Field(default_factory=PriceTable)
+    """Provider name (or ``edge:sip``...) -> prices, for cost per call and per minute."""
+
+
 class Settings(BaseSettings):
     """All of voxgate's configuration."""
 
@@ -203,6 +273,11 @@ class Settings(BaseSettings):
     sip: SipSettings = Field(default_factory=SipSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     records: RecordsSettings = Field(default_factory=RecordsSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    routes: list[RouteSettings] = Field(default_factory=list)
+    websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -79,6 +79,10 @@ def create_app(settings: Settings, manager: CallManager | None = None) -> FastAP
     app.include_router(calls_router)
     from voxgate.api.call_control import router as call_control_router
     app.include_router(call_control_router)
+    from voxgate.cluster.routes import install as install_cluster_routes
+    install_cluster_routes(app)  # cluster node list + control forwarded to the owning node
+    from voxgate.api.campaigns import router as campaigns_router
+    app.include_router(campaigns_router)
     from voxgate.api.dashboard import router as dashboard_router
     app.include_router(dashboard_router)
     from voxgate.webrtc.edge import router as webrtc_router
