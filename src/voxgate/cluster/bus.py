@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Action = Literal["hangup", "transfer", "hold", "unhold", "dtmf"]
 ACTIONS: frozenset[str] = frozenset({"hangup", "transfer", "hold", "unhold", "dtmf"})
+_background: set[asyncio.Task[None]] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,15 @@ async def execute_control(
         if action == "hangup":
             await control.hangup(str(args.get("reason") or "api_hangup"))
         elif action == "transfer":
-            await control.transfer(str(args["target"]))
+            # A SIP transfer completes only when the far end's NOTIFY says so (up to 32 s):
+            # start it, report quick failures, and answer "accepted" otherwise (HTTP 202).
+            task = asyncio.create_task(control.transfer(str(args["target"])))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+            task.add_done_callback(_log_late_failure)
+            done, _ = await asyncio.wait({task}, timeout=0.5)
+            if done:
+                task.result()
         elif action == "hold":
             await control.hold()
         elif action == "unhold":
@@ -72,6 +81,11 @@ async def execute_control(
         log.exception("control %s failed on call %s", action, session.call_id)
         return ControlResult(False, 500, f"{action} failed: {type(exc).__name__}", node)
     return ControlResult(True, 200, "ok", node)
+
+
+def _log_late_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("transfer failed after it was accepted: %s", task.exception())
 
 
 class ControlBus:

@@ -1,91 +1,96 @@
-"""REST call control that works on any node: ``POST /v1/calls/{id}/hangup|transfer|...``.
+"""Cluster HTTP surface: call control for calls owned by other nodes, and the node list.
 
-A call found on this node is acted on here; otherwise, when the node is in a cluster
-(``app.state.cluster`` is a ``ClusterNode``), the request goes over the control bus to the
-owner. Without a cluster only local calls exist, which is the single-node behaviour.
+``POST /v1/calls/{id}/hangup|transfer|hold|unhold|dtmf`` is served by ``api/call_control``
+for calls on this node. :func:`install` adds a small middleware in front of it: when the
+call is not here and the node is in a cluster (``app.state.cluster``), the request goes
+over the control bus to the owning node and its answer is returned in the same shape
+(``ActionResult`` plus ``node``). So one API serves every call, whichever node a load
+balancer picked. Without a cluster the middleware steps aside: single-node behaviour.
+
 ``GET /v1/cluster/nodes`` lists nodes with their load (empty on a single node).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
 
-from voxgate.api.auth import require_token
-from voxgate.cluster.bus import ControlResult, execute_control
+from voxgate.api.auth import request_token, require_token, token_ok
+from voxgate.cluster.bus import ControlResult
 
 router = APIRouter(
     dependencies=[Depends(require_token)],
-    tags=["call control"],
+    tags=["cluster"],
     responses={401: {"description": "Missing or invalid token"}},
 )
 
-CallId = Annotated[str, Path(min_length=1, max_length=64, description="Call id")]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such live call"},
-    501: {"description": "The call's edge cannot do this action"},
-    503: {"description": "The owning node is not reachable"},
-    504: {"description": "The owning node did not answer in time"},
-}
+_CONTROL_PATH = re.compile(r"^/v1/calls/([A-Za-z0-9_.\-]{1,64})/(hangup|transfer|hold|unhold|dtmf)$")
 
 
-class HangupBody(BaseModel):
-    reason: str = Field("api_hangup", max_length=64, pattern=r"^[a-z_]+$")
+class _Transfer(BaseModel):
+    target: str = Field(min_length=1, max_length=256)
 
 
-class TransferBody(BaseModel):
-    target: str = Field(min_length=1, max_length=256, description="Number or sip: URI")
+class _Digits(BaseModel):
+    digits: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Da-d*#]+$")
 
 
-class DtmfBody(BaseModel):
-    digits: str = Field(min_length=1, max_length=64, pattern=r"^[0-9*#A-Da-d]+$")
+def _is_local(request: Request, call_id: str) -> bool:
+    if request.app.state.manager.get(call_id) is not None:
+        return True
+    edge = getattr(request.app.state, "sip_edge", None)
+    return edge is not None and call_id in getattr(edge, "calls", {})
 
 
-class ControlOut(BaseModel):
-    ok: bool
-    node: str = Field(description="Node that ran the action (the call's owner)")
-    detail: str
+async def _remote_args(request: Request, action: str) -> dict[str, Any]:
+    """The same bodies ``api/call_control`` takes; ValueError when invalid."""
+    if action in ("hangup", "hold", "unhold"):
+        return {"reason": "api_hangup"} if action == "hangup" else {}
+    try:
+        body = json.loads(await request.body() or b"{}")
+        if action == "transfer":
+            return {"target": _Transfer.model_validate(body).target}
+        return {"digits": _Digits.model_validate(body).digits}
+    except (ValueError, ValidationError) as exc:
+        raise ValueError(str(exc)) from None
 
 
-async def _control(request: Request, call_id: str, action: str, args: dict[str, Any]) -> ControlOut:
-    cluster = getattr(request.app.state, "cluster", None)
-    if cluster is not None:
-        result: ControlResult = await cluster.control(call_id, action, args)
-    else:
-        result = await execute_control(request.app.state.manager.get(call_id), action, args)
+async def _forward(request: Request, call_id: str, action: str) -> Response:
+    if not token_ok(request_token(request), request.app.state.settings.auth.api_tokens):
+        return JSONResponse({"detail": "missing or invalid token"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    try:
+        args = await _remote_args(request, action)
+    except ValueError as exc:
+        return JSONResponse({"error": "invalid request", "details": [{"msg": str(exc)[:500]}]}, status_code=422)
+    result: ControlResult = await request.app.state.cluster.control(call_id, action, args)
     if not result.ok:
-        raise HTTPException(result.status, result.detail)
-    return ControlOut(ok=True, node=result.node, detail=result.detail)
+        return JSONResponse({"detail": result.detail, "node": result.node}, status_code=result.status)
+    return JSONResponse(
+        {"id": call_id, "action": action, "state": None, "end_reason": None, "node": result.node},
+        status_code=202 if action == "transfer" else 200,
+    )
 
 
-@router.post("/v1/calls/{call_id}/hangup", response_model=ControlOut, responses=_ERRORS)
-async def hangup(request: Request, call_id: CallId, body: HangupBody | None = None) -> ControlOut:
-    """End the call (BYE on SIP, close on WebSocket) on whichever node owns it."""
-    return await _control(request, call_id, "hangup", {"reason": (body or HangupBody()).reason})
+def install(app: FastAPI) -> None:
+    """Mount the cluster routes and the control forwarder on ``app`` (one line in app.py)."""
+    app.include_router(router)
 
-
-@router.post("/v1/calls/{call_id}/transfer", response_model=ControlOut, responses=_ERRORS)
-async def transfer(request: Request, call_id: CallId, body: TransferBody) -> ControlOut:
-    """Blind transfer (REFER on SIP) to a number or URI."""
-    return await _control(request, call_id, "transfer", {"target": body.target})
-
-
-@router.post("/v1/calls/{call_id}/hold", response_model=ControlOut, responses=_ERRORS)
-async def hold(request: Request, call_id: CallId) -> ControlOut:
-    return await _control(request, call_id, "hold", {})
-
-
-@router.post("/v1/calls/{call_id}/unhold", response_model=ControlOut, responses=_ERRORS)
-async def unhold(request: Request, call_id: CallId) -> ControlOut:
-    return await _control(request, call_id, "unhold", {})
-
-
-@router.post("/v1/calls/{call_id}/dtmf", response_model=ControlOut, responses=_ERRORS)
-async def dtmf(request: Request, call_id: CallId, body: DtmfBody) -> ControlOut:
-    """Send DTMF digits to the far end (RFC 4733 on SIP)."""
-    return await _control(request, call_id, "dtmf", {"digits": body.digits})
+    @app.middleware("http")
+    async def cluster_control(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.method == "POST" and getattr(request.app.state, "cluster", None) is not None:
+            m = _CONTROL_PATH.match(request.url.path)
+            if m is not None and not _is_local(request, m.group(1)):
+                return await _forward(request, m.group(1), m.group(2))
+        return await call_next(request)
 
 
 class NodeOut(BaseModel):
