@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -18,9 +19,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_prints_where_to_call_and_stops_on_sigterm() -> None:
+def test_serve_prints_where_to_call_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "VOXGATE_AUTH__API_TOKENS": '["tok-abc-123"]'}
+    env = {
+        **os.environ,
+        "VOXGATE_AUTH__API_TOKENS": '["tok-abc-123"]',
+        "VOXGATE_RECORDS__DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/records.db",
+        "VOXGATE_RECORDS__RECORDINGS_DIR": str(tmp_path / "recordings"),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxgate.cli", "serve", "--port", str(port), "--no-sip"],
         stdout=subprocess.PIPE,

@@ -15,7 +15,6 @@ import sys
 
 import uvicorn
 
-from voxgate.api.app import create_app
 from voxgate.config import Settings
 
 log = logging.getLogger("voxgate")
@@ -39,10 +38,14 @@ def banner(settings: Settings, generated_token: str | None, sip_uri: str | None 
         f"  HTTP API      {base}/v1/info   (OpenAPI: {base}/docs)",
         f"  health        {base}/healthz",
         f"  metrics       {base}/metrics",
+        f"  talk page     {base}/   (press Call and speak to the agent)",
+        f"  dashboard     {base}/dashboard",
+        f"  Twilio        {base.replace('http', 'ws', 1)}/twilio/media   (TwiML: POST {base}/twilio/voice)",
     ]
     if sip_uri:
         lines.append(f"  SIP           {sip_uri}   ({', '.join(settings.sip.transports)})")
     if generated_token:
+        lines.append(f"  call it       {base}/?token={generated_token}")
         lines.append(
             f"  API token     {generated_token}   (generated for this run; set "
             "auth.api_tokens in config to keep one)"
@@ -51,15 +54,19 @@ def banner(settings: Settings, generated_token: str | None, sip_uri: str | None 
 
 
 async def serve(settings: Settings) -> None:
+    from voxgate.node import Node
+
     generated = settings.ensure_api_token()
-    app = create_app(settings)
+    print("voxgate: starting (loading models the first time takes a few seconds)", flush=True)
+    node = await Node.create(settings, progress=lambda line: print(f"  {line}", flush=True))
     config = uvicorn.Config(
-        app,
+        node.app,
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.log_level,
         lifespan="on",
         loop="none",
+        ws_max_size=settings.websocket.max_message_bytes,
     )
     server = uvicorn.Server(config)
     loop = asyncio.get_running_loop()
@@ -72,27 +79,21 @@ async def serve(settings: Settings) -> None:
     while not server.started:
         if server_task.done():
             await server_task
+            await node.stop()
             raise SystemExit(f"voxgate: HTTP server failed to start on port {settings.server.port}")
         await asyncio.sleep(0.05)
-    sip_edge = None
-    if settings.sip.enabled:
-        from voxgate.sip.endpoint import start_sip_edge
-
-        try:
-            sip_edge = await start_sip_edge(
-                settings, app.state.manager, getattr(app.state, "observer", None)
-            )
-        except (OSError, ValueError) as exc:
-            server.should_exit = True
-            await server_task
-            raise SystemExit(f"voxgate: SIP edge failed to start: {exc}") from None
-        app.state.sip_edge = sip_edge
-    print(banner(settings, generated, sip_edge.uri if sip_edge else None), flush=True)
+    try:
+        await node.start_edges()
+    except (OSError, ValueError) as exc:
+        server.should_exit = True
+        await server_task
+        await node.stop()
+        raise SystemExit(f"voxgate: SIP edge failed to start: {exc}") from None
+    sip_uri = node.sip_edge.uri if node.sip_edge is not None else None
+    print(banner(settings, generated, sip_uri), flush=True)
     await stop.wait()
-    app.state.draining = True
     log.info("draining")
-    if sip_edge is not None:
-        await sip_edge.close()
+    await node.stop()
     server.should_exit = True
     await server_task
 
@@ -103,6 +104,7 @@ def run(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations: one line per run is noise
     loop_kind = _install_uvloop()
     log.info("event loop: %s", loop_kind)
     asyncio.run(serve(settings))
