@@ -141,3 +141,49 @@ async def running_edge(
 
 def target(edge: SipEdge, transport: str = "udp") -> str:
     return f"127.0.0.1:{edge.transports.port(transport)}"
+
+
+BARESIP = shutil.which("baresip")
+needs_baresip = pytest.mark.skipif(BARESIP is None, reason="baresip not installed (apt-get install baresip)")
+AUDIO = Path("/work/shared/audio")
+
+
+def baresip_config(folder: Path, *, sip_port: int, source_wav: Path, rtp_ports: tuple[int, int]) -> Path:
+    """A headless baresip config (see tests/interop/README.md): plays ``source_wav`` as its
+    microphone, records what it receives as ``folder/rec/dump-*-dec.wav``, auto-answers."""
+    cfg = folder / "cfg"
+    rec = folder / "rec"
+    cfg.mkdir(parents=True, exist_ok=True)
+    rec.mkdir(exist_ok=True)
+    (cfg / "config").write_text(
+        "\n".join([
+            "poll_method epoll", f"sip_listen 127.0.0.1:{sip_port}", "net_interface 127.0.0.1",
+            "audio_player aubridge,sink", f"audio_source aufile,{source_wav}", "audio_alert aubridge,sink",
+            "ausrc_srate 8000", "auplay_srate 8000", "ausrc_channels 1", "auplay_channels 1",
+            "module_path /usr/lib/baresip/modules", "module g711.so", "module aufile.so",
+            "module aubridge.so", "module sndfile.so", "module_app account.so", "module_app menu.so",
+            f"snd_path {rec}", f"rtp_ports {rtp_ports[0]}-{rtp_ports[1]}", "",
+        ])
+    )  # fmt: skip
+    (cfg / "accounts").write_text("<sip:alice@127.0.0.1>;regint=0;answermode=auto\n")
+    return cfg
+
+
+@contextlib.asynccontextmanager
+async def baresip(cfg: Path, *commands: str, quit_after_s: int = 12) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run baresip headless (``-t`` bounds its life); killed at the end whatever happens."""
+    assert BARESIP is not None
+    args = ["-f", str(cfg), "-t", str(quit_after_s)]
+    for command in commands:
+        args += ["-e", command]
+    proc = await asyncio.create_subprocess_exec(
+        BARESIP, *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()

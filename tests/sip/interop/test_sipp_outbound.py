@@ -12,7 +12,14 @@ import pytest
 from pydantic import SecretStr
 
 from tests.sip.apps import ToneApp, dominant_hz, manager_for, wait_for
-from tests.sip.interop.peers import edge_options, free_port, needs_sipp, running_edge, scenario, sipp
+from tests.sip.interop.peers import (
+    edge_options,
+    free_port,
+    needs_sipp,
+    running_edge,
+    scenario,
+    sipp,
+)
 from voxgate.api.app import create_app
 from voxgate.config import Settings, SipTrunk
 from voxgate.sip.transaction import TimerValues
