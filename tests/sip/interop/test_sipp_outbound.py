@@ -74,15 +74,19 @@ async def test_api_dials_out_and_hears_its_own_tone_echoed() -> None:
     assert abs(dominant_hz(heard, session.sample_rate) - 600.0) < 30
 
 
+def _status_scenario(folder: Path, status: int) -> Path:
+    xml = folder / f"uas_{status}.xml"
+    xml.write_text(Path(scenario("uas_status.xml")).read_text().replace("STATUS", str(status)))
+    return xml
+
+
 @pytest.mark.parametrize(("status", "reason"), [(486, "busy"), (503, "unavailable"), (603, "declined")])
 async def test_failure_responses_end_the_call_with_a_reason(
     status: int, reason: str, tmp_path: Path
 ) -> None:
     port = free_port()
     app = ToneApp()
-    template = Path(scenario("uas_status.xml")).read_text()
-    xml = tmp_path / f"uas_{status}.xml"
-    xml.write_text(template.replace("STATUS", str(status)))
+    xml = _status_scenario(tmp_path, status)
     async with (
         running_edge(manager_for(app), edge_options(trunks=[_trunk(port)])) as edge,
         sipp("-sf", str(xml), "-p", str(port), "-m", "1") as peer,
