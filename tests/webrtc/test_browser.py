@@ -84,6 +84,15 @@ async def test_chromium_pcmu_fallback(mic: Path) -> None:
         await page.wait_for_function("() => window.voxgate.maxRemoteRms > 0.05", timeout=10000)
         await wait_for(lambda: greeter.max_rms > 0.03)
         assert (await page_state(page))["codec"] == "PCMU/8000"
+        # Mute: the track keeps sending (no media timeout) but only silence reaches the app.
+        await page.click("#mute")
+        muted_from = len(greeter.caller_rms) + 10  # frames already in flight
+        await wait_for(lambda: len(greeter.caller_rms) > muted_from + 300, 20)  # > one mic loop
+        assert max(greeter.caller_rms[muted_from:]) < 0.003
+        assert not greeter.sessions[0].ended
+        await page.click("#mute")
+        unmuted_from = len(greeter.caller_rms) + 10
+        await wait_for(lambda: max(greeter.caller_rms[unmuted_from:], default=0.0) > 0.03, 20)
         await page.close()  # closing the tab is a hang-up too
         await wait_for(lambda: greeter.sessions[0].ended)
         assert greeter.sessions[0].end_reason == "caller_hangup"
