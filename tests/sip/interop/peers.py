@@ -14,10 +14,12 @@ import os
 import shutil
 import socket
 import tempfile
+import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voxgate.calls.manager import CallManager
@@ -187,3 +189,26 @@ async def baresip(cfg: Path, *commands: str, quit_after_s: int = 12) -> AsyncIte
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+
+
+async def stop_process(proc: asyncio.subprocess.Process, grace_s: float = 3.0) -> None:
+    """SIGTERM (baresip then finishes its recordings' WAV headers), SIGKILL after a grace."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+def read_pcm16(path: Path) -> np.ndarray:
+    """A baresip recording as int16 (falls back to raw data after the header if unfinished)."""
+    try:
+        with wave.open(str(path)) as w:
+            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+    except (wave.Error, EOFError):
+        return np.frombuffer(path.read_bytes()[44:], dtype="<i2").astype(np.int16)

@@ -21,8 +21,10 @@ from tests.sip.interop.peers import (
     edge_options,
     free_port,
     needs_baresip,
+    read_pcm16,
     rtp_range,
     running_edge,
+    stop_process,
 )
 from voxgate.calls.session import CallSession
 from voxgate.config import SipTrunk
@@ -46,9 +48,7 @@ def _speech(folder: Path) -> Path:
 def _recording(folder: Path) -> np.ndarray:
     found = sorted((folder / "rec").glob("dump-*-dec.wav"))
     assert found, f"baresip recorded nothing in {folder / 'rec'}"
-    with wave.open(str(found[0])) as w:
-        assert w.getframerate() == 8000
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+    return read_pcm16(found[0])
 
 
 async def test_baresip_calls_in_and_records_the_greeting(tmp_path: Path) -> None:
@@ -60,8 +60,7 @@ async def test_baresip_calls_in_and_records_the_greeting(tmp_path: Path) -> None
             await asyncio.wait_for(app.started.wait(), 8)
             await wait_for(lambda: app.sessions[0].ended, 10)
             await wait_for(lambda: not edge.calls, 10)
-            phone.kill()
-            await phone.wait()
+            await stop_process(phone)
     session = app.sessions[0]
     assert session.end_reason == "agent_hangup"
     assert app.loud_frames > 25  # baresip's microphone (speech) reached the app
@@ -89,8 +88,7 @@ async def test_voxgate_calls_baresip_and_hears_it(tmp_path: Path) -> None:
         await asyncio.sleep(1.0)  # baresip binds its SIP port
         call = edge.dial("alice", trunk="phone")
         await asyncio.wait_for(call.wait_finished(), 15)
-        phone.kill()
-        await phone.wait()
+        await stop_process(phone)
     assert call.session.end_reason == "agent_hangup", call.session.end_reason
     heard = np.concatenate(app.audio)
     speech = np.abs(heard) > 1500
