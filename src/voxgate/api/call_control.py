@@ -98,7 +98,22 @@ async def _act(session: CallSession, action: str, *args: str) -> None:
         raise HTTPException(409, str(exc)) from None
 
 
-@router.post("/v1/calls", response_model=Dialled, status_code=201)
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the error statuses an endpoint really answers."""
+    text = {
+        400: "bad destination", 401: "missing or invalid token", 403: "outbound dialing disabled",
+        404: "no such live call or trunk", 409: "the call cannot do that now",
+        501: "the call's edge cannot do that", 503: "SIP edge not running or node draining",
+    }
+    return {code: {"description": text[code]} for code in (401, *codes)}
+
+
+_CONTROL_ERRORS = _errors(404, 409, 501)
+
+
+@router.post(
+    "/v1/calls", response_model=Dialled, status_code=201, responses=_errors(400, 403, 404, 503)
+)
 async def dial(body: Dial, request: Request) -> Dialled:
     """Place an outbound call through a SIP trunk; the app starts when it is answered."""
     edge = _edge(request)
@@ -122,7 +137,7 @@ async def dial(body: Dial, request: Request) -> Dialled:
     return Dialled(id=call.call_id, to=body.to, trunk=trunk.name, state=call.state)
 
 
-@router.post("/v1/calls/{call_id}/hangup", response_model=ActionResult)
+@router.post("/v1/calls/{call_id}/hangup", response_model=ActionResult, responses=_CONTROL_ERRORS)
 async def hangup(request: Request, call_id: str = _CallId) -> ActionResult:
     session = _live(request, call_id)
     with contextlib.suppress(TimeoutError):
@@ -130,7 +145,10 @@ async def hangup(request: Request, call_id: str = _CallId) -> ActionResult:
     return _result(session, "hangup")
 
 
-@router.post("/v1/calls/{call_id}/transfer", response_model=ActionResult, status_code=202)
+@router.post(
+    "/v1/calls/{call_id}/transfer", response_model=ActionResult, status_code=202,
+    responses=_CONTROL_ERRORS,
+)
 async def transfer(body: Transfer, request: Request, call_id: str = _CallId) -> ActionResult:
     """Blind transfer; 202 once started (the call ends ``transferred`` when it succeeds)."""
     session = _live(request, call_id)
@@ -148,21 +166,21 @@ async def transfer(body: Transfer, request: Request, call_id: str = _CallId) -> 
     return _result(session, "transfer")
 
 
-@router.post("/v1/calls/{call_id}/hold", response_model=ActionResult)
+@router.post("/v1/calls/{call_id}/hold", response_model=ActionResult, responses=_CONTROL_ERRORS)
 async def hold(request: Request, call_id: str = _CallId) -> ActionResult:
     session = _live(request, call_id)
     await _act(session, "hold")
     return _result(session, "hold")
 
 
-@router.post("/v1/calls/{call_id}/unhold", response_model=ActionResult)
+@router.post("/v1/calls/{call_id}/unhold", response_model=ActionResult, responses=_CONTROL_ERRORS)
 async def unhold(request: Request, call_id: str = _CallId) -> ActionResult:
     session = _live(request, call_id)
     await _act(session, "unhold")
     return _result(session, "unhold")
 
 
-@router.post("/v1/calls/{call_id}/dtmf", response_model=ActionResult)
+@router.post("/v1/calls/{call_id}/dtmf", response_model=ActionResult, responses=_CONTROL_ERRORS)
 async def dtmf(body: Digits, request: Request, call_id: str = _CallId) -> ActionResult:
     session = _live(request, call_id)
     await _act(session, "send_dtmf", body.digits)
