@@ -12,6 +12,7 @@ declare -A PEERS=(
   [/usr/lib/postgresql/15/bin/initdb]=postgresql
   [sox]=sox
   [tshark]=tshark
+  [firefox-esr]=firefox-esr
 )
 
 missing=()
@@ -38,4 +39,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get -o DPkg::Lock::Timeout=600 update -qq
 # tshark asks whether non-root users may capture; answer no without a prompt.
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" fonts-dejavu-core
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" fonts-dejavu-core fonts-liberation
