@@ -117,3 +117,26 @@ def test_interruption_with_real_models(embedded: AgentProviders) -> None:
     users = [t for r, t in result.transcript if r == "user"]
     assert len(users) == 2 and {"wait", "stop"} & set(words(users[1])), users
     assert result.transcript[-1][0] == "assistant"
+
+
+def test_600ms_pause_mid_sentence_is_not_cut_off(embedded: AgentProviders) -> None:
+    """Real speech with 600 ms of silence inserted after "for" ("... an appointment for |
+    next Tuesday ..."), default settings: one turn, one answer, all the words."""
+    _need_audio()
+    pcm, rate = read_wav(AUDIO / "book_appointment.piper.16k.wav")
+    timed = embedded.stt.transcribe(pcm.astype(np.float32) / 32768.0, words=True)  # type: ignore[attr-defined]
+    ends = [w.end for w in timed.words if words(w.word) == ["for"]]
+    assert ends, timed.text
+    cut = int((ends[0] + 0.03) * rate)
+    gapped = np.concatenate([pcm[:cut], np.zeros(int(0.6 * rate), np.int16), pcm[cut:]])
+    call = LocalCall(embedded, AgentSettings(greeting=""), rate=16000)
+    result = asyncio.run(
+        call.run(
+            [Silence(0.3), Say(gapped, rate, "gapped"), WaitForAgent(settle=1.0, timeout=60), HangUp()],
+            max_seconds=120,
+        )
+    )
+    assert not result.timed_out
+    assert len(result.records) == 1, [r.user_text for r in result.records]
+    said = set(words(result.records[0].user_text))
+    assert {"appointment", "tuesday"} <= said, result.records[0].user_text
