@@ -326,3 +326,26 @@ def test_llm_prewarm_reads_the_prompt_during_the_greeting() -> None:
     assert llm.cancelled == 1  # stopped at its first token
     assert result.transcript[-1] == ("assistant", "We open at ten on Saturday.")
     assert "Warm." not in [t for _, t in result.transcript]
+
+
+def test_caller_can_barge_in_on_the_greeting() -> None:
+    p = providers(["What time do you open on Saturday?"], {"saturday": "We open at ten."})
+    result = LocalCall(p).run_virtual(
+        [WaitForAgentSpeech(after=0.8), Say(speech(1500), 16000), WaitForAgent(), HangUp()]
+    )
+    assert len(result.interruptions) == 1
+    assert result.transcript[0][0] == "assistant" and len(result.transcript[0][1]) < len(GREETING)
+    assert result.transcript[-1] == ("assistant", "We open at ten.")
+
+
+def test_stt_stream_failure_reopens_a_stream_and_the_call_goes_on() -> None:
+    from voxgate.providers._fault import Fault
+
+    p = providers(["What time do you open on Saturday?"], {"saturday": "We open at ten."})
+    stt = FakeSTT(["What time do you open on Saturday?"], fault=Fault(after=0, times=1))
+    p.stt = stt
+    call = LocalCall(p)
+    result = call.run_virtual([WaitForAgent(), Say(speech(1500), 16000), WaitForAgent(), HangUp()])
+    assert len(stt.streams) == 2
+    assert any("stt" in e for e in result.errors)
+    assert result.transcript[-1] == ("assistant", "We open at ten.")
