@@ -49,7 +49,7 @@ from voxgate.agent.pipeline import AgentProviders
 from voxgate.knowledge.embeddings import Embedder
 from voxgate.knowledge.rag import KnowledgeBase
 from voxgate.knowledge.rules import AfterHours, OpeningHours, RouteRules
-from voxgate.knowledge.runtime import Knowledge
+from voxgate.knowledge.runtime import KeywordRouter, Knowledge
 from voxgate.knowledge.tools import Tool, ToolContext, ToolRegistry, ToolReply
 
 __all__ = ["CLINIC_DOC", "PROMPT", "RULES", "Receptionist", "build_tools"]
@@ -58,10 +58,11 @@ CLINIC_DOC = Path(__file__).with_name("clinic.md")
 TIMEZONE = "America/New_York"
 
 PROMPT = (
-    "You are the phone receptionist of Bright Smile Dental. Reply in one or two short "
-    "spoken sentences, no lists. Use the tools to check free times, book, reschedule or "
-    "cancel appointments, check lab orders, and transfer to the front desk. For other "
-    "questions use the facts you are given."
+    "You are the phone receptionist of Bright Smile Dental. Reply in one or two short spoken "
+    "sentences. Call a tool when the caller wants to book, check free times, reschedule or "
+    "cancel an appointment, check a lab order, be transferred, or end the call. Copy the "
+    "caller's own words for days and times into the arguments; never turn them into dates. "
+    "Answer questions about the clinic from the facts given, without a tool."
 )
 
 RULES = RouteRules(
@@ -75,10 +76,24 @@ RULES = RouteRules(
     human_target="front desk",
     escalation_phrases=[
         "real person", "human", "agent", "representative", "operator", "front desk",
-        "receptionist", "talk to someone", "speak to someone",
+        "receptionist", "talk to someone", "speak to someone", "speak with someone",
+        "talk with someone", "speak to a person",
     ],
     escalation_say="Of course. Let me transfer you to our front desk.",
 )
+
+ROUTER = KeywordRouter(
+    [
+        (r"\breschedul\w*|\b(move|change|push back|postpone)\b.{0,30}\b(appointment|booking|cleaning|visit|it)\b",
+         "reschedule_appointment"),
+        (r"\bcancel\w*\b", "cancel_appointment"),
+        (r"\b(order|night guard|retainer)\b", "check_order_status"),
+        (r"\b(what|which|any) (times|slots)\b|\bavailab\w*|\bopenings?\b|\bfree (times?|slots?|on)\b",
+         "check_availability"),
+        (r"\b(book|schedule|appointment|see the dentist|come in)\b|\bget an? (cleaning|check-?up)", "book_appointment"),
+    ]
+)
+"""Which tool the caller's words ask for, decided outside the model (see ``KeywordRouter``)."""
 
 LAB_ORDERS = {
     "456": "Your night guard, order 4 5 6, is ready for pickup at the front desk.",
@@ -117,10 +132,10 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
         raise BookingError("I couldn't find that appointment. What name or confirmation code is it under?")
 
     async def check_availability(date: str) -> ToolReply:
-        """Free appointment times on a day.
+        """Tell the caller which times are free on a day, when they ask what is free or available.
 
         Args:
-            date: The day as the caller said it, e.g. "next Tuesday" or "2026-12-01".
+            date: The day, in the caller's words.
         """
         try:
             day, _ = when(date)
@@ -134,11 +149,11 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
         return ToolReply({"date": day.isoformat(), "free": [t.strftime("%H:%M") for t in free]}, say=msg, final=True)
 
     async def book_appointment(ctx: ToolContext, date: str, time: str, name: str = "", reason: str = "checkup") -> ToolReply:
-        """Book an appointment.
+        """Book a new appointment on the day and at the time the caller wants.
 
         Args:
-            date: The day as the caller said it, e.g. "next Tuesday".
-            time: The time as the caller said it, e.g. "3 pm".
+            date: The day, in the caller's words.
+            time: The time, in the caller's words.
             name: The patient's name, if the caller gave it.
             reason: What the visit is for, e.g. "cleaning".
         """
@@ -155,11 +170,11 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
         )
 
     async def reschedule_appointment(ctx: ToolContext, date: str, time: str, name_or_code: str = "") -> ToolReply:
-        """Move an existing appointment to another day and time.
+        """Move an existing appointment to a new day and time (move, change, reschedule).
 
         Args:
-            date: The new day as the caller said it.
-            time: The new time as the caller said it.
+            date: The new day in the caller's words.
+            time: The new time in the caller's words.
             name_or_code: The name or confirmation code of the booking, if given.
         """
         try:
@@ -193,7 +208,7 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
         )
 
     async def check_order_status(order_number: str) -> ToolReply:
-        """Status of a lab order (night guard, crown, retainer).
+        """Status of a lab order by its order number (night guard, crown, retainer).
 
         Args:
             order_number: The order number as the caller said it.
@@ -225,6 +240,7 @@ class Receptionist:
         embedder: Embedder | None = None,
         now: Callable[[], datetime] | None = None,
         rules: RouteRules = RULES,
+        route: bool = True,
     ) -> Receptionist:
         """``embedder`` None: the packaged MiniLM model. ``now``: the wall clock (tests pin it)."""
         clock = now or (lambda: datetime.now(UTC))
@@ -241,6 +257,8 @@ class Receptionist:
             kb=kb,
             rules=rules,
             now=clock,
+            call_control=("transfer_call", "end_call"),
+            router=ROUTER if route else None,
         )
         settings = AgentSettings(
             name="receptionist",

@@ -22,6 +22,7 @@ a tool that fails becomes a spoken fallback (``ToolRegistry.call``).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from voxgate.knowledge.rules import RouteRules
 from voxgate.knowledge.tools import ToolContext, ToolRegistry, ToolResult
 from voxgate.providers.base import ChatMessage, ToolCall, ToolSchema
 
-__all__ = ["CallKnowledge", "EventHook", "Knowledge"]
+__all__ = ["CallKnowledge", "EventHook", "Knowledge", "KeywordRouter"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,20 @@ CONTEXT_HEAD = (
     "Facts from our documents. Answer from these facts only; if they do not answer the "
     "question, say you are not sure and offer to transfer the caller."
 )
+
+
+class KeywordRouter:
+    """Intent routing outside the model: the first pattern that matches the caller's words
+    names the tool to use. The LLM still fills in the arguments, but a 0.5B model picks the
+    wrong one of seven similar tools ("move my appointment" -> book) far more often than it
+    copies arguments wrongly (bench/tool_calls.py), so the hint goes into the turn's context.
+    """
+
+    def __init__(self, rules: Sequence[tuple[str, str]]) -> None:
+        self.rules = [(re.compile(p, re.I), tool) for p, tool in rules]
+
+    def __call__(self, text: str) -> str | None:
+        return next((tool for p, tool in self.rules if p.search(text)), None)
 
 
 @dataclass(slots=True)
@@ -61,12 +76,16 @@ class Knowledge:
     """Cosine floor: below it a passage is unrelated ("yes, that works" retrieves nothing)."""
     max_tool_rounds: int = 3
     """LLM calls per reply when it uses tools (the last round offers no tools)."""
-    call_control: bool = True
-    """Offer the built-in call-control tools (transfer to the route's targets, end_call...)."""
+    call_control: tuple[str, ...] = ("transfer_call", "end_call", "send_dtmf", "hold")
+    """Built-in call-control tools to offer (``transfer_call`` only with transfer targets);
+    fewer tools make a small model's choice easier."""
     farewell: str = "Thank you for calling. Goodbye!"
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     """Wall clock for opening hours (injected in tests)."""
     context_head: str = CONTEXT_HEAD
+    router: Callable[[str], str | None] | None = None
+    """Caller's words -> the tool to call (see ``KeywordRouter``); None: the LLM decides."""
+    route_hint: str = 'The caller wants {tool}. Call the {tool} tool now, copying their words into its arguments.'
 
     def for_call(self, session: CallSession, emit: EventHook | None = None) -> CallKnowledge:
         return CallKnowledge(self, session, emit)
@@ -90,9 +109,8 @@ class CallKnowledge:
         )
         registry = config.tools or ToolRegistry()
         if config.call_control:
-            registry = registry.with_tools(
-                t for t in call_control_tools(targets, farewell=config.farewell) if t.name not in registry
-            )
+            builtins = call_control_tools(targets, farewell=config.farewell, include=config.call_control)
+            registry = registry.with_tools(t for t in builtins if t.name not in registry)
         self.tools = registry
         self.max_rounds = config.max_tool_rounds
         self.open = rules.is_open(config.now()) if rules else True
@@ -150,9 +168,16 @@ class CallKnowledge:
         out = list(messages)
         kb = self.config.kb
         last = next((i for i in range(len(out) - 1, -1, -1) if out[i].role == "user"), None)
-        if kb is None or last is None or not out[last].content.strip():
+        if last is None or not out[last].content.strip():
             return out
         question = out[last].content
+        tool = self.config.router(question) if self.config.router is not None else None
+        if tool is not None and tool in self.tools:
+            self.emit("route", {"turn": record.index, "tool": tool})
+            out.insert(last, ChatMessage("system", self.config.route_hint.format(tool=tool)))
+            return out  # an action, not a question: no passages (shorter prompt, faster)
+        if kb is None:
+            return out
         try:
             hits: list[Passage] = await kb.asearch(question, self.config.k, min_score=self.config.min_score)
         except Exception as exc:  # answer without the documents rather than not at all
