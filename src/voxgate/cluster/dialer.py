@@ -1,0 +1,171 @@
+"""``SipDialer``: campaign attempts as outbound calls through the node's SIP edge.
+
+One attempt: ``edge.dial`` through the campaign's trunk (a contact may name its own in
+``variables["trunk"]``); unanswered after ``answer_timeout_s`` -> hang up (CANCEL) and
+report ``no_answer``; busy/480/408 map from the edge's end reasons. Once answered, the
+route app runs as for any call (the manager starts it), and, when AMD is on, the first
+seconds of caller audio are classified on the side through a session tap:
+
+- MACHINE with a ``voicemail_message``: wait for the beep or the end of the greeting
+  (:class:`~voxgate.cluster.amd.MessageCue`), play the message, hang up -> ``voicemail``;
+- MACHINE without a message: hang up at once -> ``voicemail``;
+- HUMAN / UNKNOWN: the app's conversation goes on -> ``answered``, or ``completed`` with the
+  app's result when it put one in ``session.metadata["campaign_result"]`` (JSON).
+
+The verdict is published in ``session.metadata["amd"]`` so an app can hold its greeting
+until it knows who answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voxgate.audio.frame import AudioFrame
+from voxgate.calls.session import CallSession
+from voxgate.cluster.amd import AmdConfig, AmdDetector, MessageCue, Verdict
+from voxgate.cluster.campaigns import Contact, DialOutcome, DialStatus
+
+if TYPE_CHECKING:
+    from voxgate.sip.endpoint import SipEdge
+
+log = logging.getLogger(__name__)
+
+MessageAudio = Callable[[Contact, int], AudioFrame | None]
+"""(contact, sample rate) -> the voicemail message as one frame of PCM, or None."""
+
+_BEFORE_ANSWER: dict[str, DialStatus] = {
+    "busy": "busy", "no_answer": "no_answer", "declined": "busy",
+}  # fmt: skip
+
+
+class SipDialer:
+    def __init__(
+        self, edge: SipEdge, *, answer_timeout_s: float = 30.0, amd: AmdConfig | None = None,
+        amd_timeout_s: float = 6.0, message_audio: MessageAudio | None = None,
+        max_call_s: float = 3600.0,
+    ) -> None:  # fmt: skip
+        self.edge = edge
+        self.answer_timeout_s = answer_timeout_s
+        self.amd_config = amd or AmdConfig()
+        self.amd_timeout_s = amd_timeout_s
+        self.message_audio = message_audio
+        self.max_call_s = max_call_s
+        self._answered: dict[str, asyncio.Future[None]] = {}
+        edge.manager.on_start.append(self._on_start)
+
+    async def _on_start(self, session: CallSession) -> None:
+        fut = self._answered.get(session.call_id)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    async def dial(self, contact: Contact, app: str) -> DialOutcome:
+        trunk = str(contact.variables.get("trunk") or contact.trunk or "") or None
+        call = self.edge.dial(contact.phone, trunk=trunk, caller=contact.caller_id)
+        session = call.session
+        session.metadata.update({
+            "campaign_id": contact.campaign_id, "contact_id": str(contact.contact_id),
+            "campaign_app": app, "campaign_attempt": str(contact.attempt),
+            **{f"var_{k}": str(v) for k, v in contact.variables.items()},
+        })  # fmt: skip
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._answered[session.call_id] = answered
+        try:
+            ended: asyncio.Future[Any] = asyncio.ensure_future(session.wait_ended())
+            waiting: set[asyncio.Future[Any]] = {answered, ended}
+            done, _ = await asyncio.wait(waiting, timeout=self.answer_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            if not done:
+                session.end("no_answer")  # the edge CANCELs the INVITE
+                await asyncio.wait_for(call.wait_finished(), 40)
+                return DialOutcome("no_answer", session.call_id, "no answer in time")
+            if answered not in done:
+                reason = session.end_reason or "failed"
+                return DialOutcome(_BEFORE_ANSWER.get(reason, "failed"), session.call_id, reason)
+            ended.cancel()
+            return await self._connected(contact, session)
+        finally:
+            self._answered.pop(session.call_id, None)
+
+    async def _connected(self, contact: Contact, session: CallSession) -> DialOutcome:
+        verdict = Verdict.UNKNOWN
+        if contact.amd:
+            result = await self._classify(session)
+            verdict = result.verdict if result is not None else Verdict.UNKNOWN
+            session.metadata["amd"] = verdict.value
+            if verdict is Verdict.MACHINE and not session.ended:
+                await self._leave_message(contact, session)
+                return DialOutcome("voicemail", session.call_id,
+                                   f"amd {result.reason if result else ''}".strip())  # fmt: skip
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.wait_ended(), self.max_call_s)
+        if not session.ended:
+            await session.control.hangup("max_call_time")
+        raw = session.metadata.get("campaign_result")
+        detail = f"amd {verdict.value}; ended {session.end_reason}"
+        if raw:
+            try:
+                parsed: Any = json.loads(raw)
+            except ValueError:
+                parsed = {"value": raw}
+            return DialOutcome("completed", session.call_id, detail,
+                               parsed if isinstance(parsed, dict) else {"value": parsed})  # fmt: skip
+        return DialOutcome("answered", session.call_id, detail)
+
+    async def _classify(self, session: CallSession) -> Any:
+        detector = AmdDetector(self.amd_config)
+        decided: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def tap(frame: AudioFrame) -> None:
+            if not decided.done() and detector.feed(frame.samples, frame.sample_rate) is not None:
+                decided.set_result(None)
+
+        session.taps.append(tap)
+        try:
+            ended: asyncio.Future[Any] = asyncio.ensure_future(session.wait_ended())
+            waiting: set[asyncio.Future[Any]] = {decided, ended}
+            await asyncio.wait(waiting, timeout=self.amd_timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            ended.cancel()
+        finally:
+            session.taps.remove(tap)
+        return detector.result
+
+    async def _leave_message(self, contact: Contact, session: CallSession) -> None:
+        message = self.message_audio(contact, session.sink.sample_rate) if self.message_audio else None
+        if message is not None and contact.voicemail_message is not None:
+            cue = MessageCue(self.amd_config)
+            ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def tap(frame: AudioFrame) -> None:
+                if not ready.done() and cue.feed(frame.samples, frame.sample_rate) is not None:
+                    ready.set_result(None)
+
+            session.taps.append(tap)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ready, cue.max_wait_s + 1)
+            finally:
+                session.taps.remove(tap)
+            session.metadata["voicemail_cue"] = cue.cue or "timeout"
+            session.sink.clear()  # whatever the app queued for the greeting goes
+            session.sink.write(message)
+            await asyncio.sleep(message.num_samples / message.sample_rate + 0.3)
+        if not session.ended:
+            await session.control.hangup("voicemail_left")
+
+
+def tone_message(seconds: float = 1.0, hz: float = 440.0) -> MessageAudio:
+    """A stand-in message (a tone) for tests and for nodes without TTS at dial time."""
+
+    def make(contact: Contact, rate: int) -> AudioFrame:
+        t = np.arange(int(seconds * rate)) / rate
+        return AudioFrame((np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16), rate)
+
+    return make
