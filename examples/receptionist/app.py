@@ -116,16 +116,22 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
         return day, t
 
     def find(ctx: ToolContext, key: str) -> str:
+        """The booking meant: by code or name if given and known, else the one made in this
+        call ("cancel that"), else the caller's next one by phone number. A small model
+        invents codes ("1234567890") for "cancel my appointment", so an unknown key falls
+        through instead of failing."""
         key = key.strip()
         if key:
-            found = book.find(spoken_digits(key) if len(spoken_digits(key)) == 4 else key, today=today())
-            found = found or book.find(key, today=today())
+            digits = spoken_digits(key)
+            found = (book.find(digits, today=today()) if len(digits) == 4 else None) or book.find(
+                key, today=today()
+            )
             if found is not None:
                 return found.code
         code = ctx.state.get("code")
-        if isinstance(code, str) and key in ("", "my appointment", "that", "it"):
+        if isinstance(code, str):
             return code
-        if not key and ctx.caller:
+        if ctx.caller:
             mine = book.find(ctx.caller, today=today())
             if mine is not None:
                 return mine.code

@@ -137,7 +137,7 @@ def audio_call(ids: list[str]) -> tuple[Receptionist, LocalCall, list[str]]:
         steps += [Say(pcm, rate, i), Silence(0.2), WaitForAgent(timeout=30)]
     result = call.run_virtual([*steps, HangUp()])  # type: ignore[list-item]
     assert result.errors == [], result.errors
-    return app, call, [t for role, t in result.transcript if role == "assistant" and t]
+    return app, call, result.agent_said()
 
 
 def test_audio_call_books_then_cancels() -> None:

@@ -154,8 +154,13 @@ class AgentPipeline:
 
     @property
     def transcript(self) -> list[tuple[str, str]]:
-        """(role, text) of the conversation so far, as stored (interrupted replies truncated)."""
-        return [(m.role, m.content) for m in self.history.messages if m.role != "system"]
+        """(role, text) of the conversation so far, as stored (interrupted replies truncated);
+        tool calls and results are left out (they are in the history and the turn records)."""
+        return [
+            (m.role, m.content)
+            for m in self.history.messages
+            if m.role in ("user", "assistant") and not m.tool_calls
+        ]
 
     @property
     def interruptions(self) -> list[Interrupt]:
