@@ -33,7 +33,7 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from voxgate.agent.records import TurnRecord
@@ -248,75 +248,65 @@ class SqliteStore:
                 await conn.run_sync(_meta.create_all)
             self._ready = True
 
-    async def _touch(self, conversation_id: str, metadata: dict[str, str] | None = None) -> None:
-        await self._init()
+    @staticmethod
+    async def _touch(conn: AsyncConnection, conversation_id: str, metadata: dict[str, str] | None = None) -> None:
+        """Create the conversation row or bump its ``updated_at``, in the caller's transaction."""
         now = time.time()
+        row = (
+            await conn.execute(select(_conversations.c.id).where(_conversations.c.id == conversation_id))
+        ).first()
+        if row is None:
+            await conn.execute(
+                insert(_conversations).values(
+                    id=conversation_id, created_at=now, updated_at=now, metadata=json.dumps(metadata or {})
+                )
+            )
+        else:
+            await conn.execute(
+                _conversations.update().where(_conversations.c.id == conversation_id).values(updated_at=now)
+            )
+
+    async def _append(self, conversation_id: str, table: Table, **values: Any) -> None:
+        """One transaction per append: the conversation row and the new row together."""
+        await self._init()
         async with self._engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    select(_conversations.c.id).where(_conversations.c.id == conversation_id)
-                )
-            ).first()
-            if row is None:
-                await conn.execute(
-                    insert(_conversations).values(
-                        id=conversation_id,
-                        created_at=now,
-                        updated_at=now,
-                        metadata=json.dumps(metadata or {}),
-                    )
-                )
-            else:
-                await conn.execute(
-                    _conversations.update()
-                    .where(_conversations.c.id == conversation_id)
-                    .values(updated_at=now)
-                )
+            await self._touch(conn, conversation_id)
+            await conn.execute(insert(table).values(conversation_id=conversation_id, **values))
 
     async def ensure(self, conversation_id: str, metadata: dict[str, str] | None = None) -> None:
-        await self._touch(conversation_id, metadata)
+        await self._init()
+        async with self._engine.begin() as conn:
+            await self._touch(conn, conversation_id, metadata)
 
     async def append_message(
         self, conversation_id: str, message: ChatMessage, *, interrupted: bool = False
     ) -> None:
-        await self._touch(conversation_id)
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(_messages).values(
-                    conversation_id=conversation_id,
-                    at=time.time(),
-                    role=message.role,
-                    content=message.content,
-                    tool_calls=_calls_to_json(message.tool_calls),
-                    tool_call_id=message.tool_call_id,
-                    name=message.name,
-                    interrupted=interrupted,
-                )
-            )
+        await self._append(
+            conversation_id,
+            _messages,
+            at=time.time(),
+            role=message.role,
+            content=message.content,
+            tool_calls=_calls_to_json(message.tool_calls),
+            tool_call_id=message.tool_call_id,
+            name=message.name,
+            interrupted=interrupted,
+        )
 
     async def append_tool_call(self, conversation_id: str, record: ToolCallRecord) -> None:
-        await self._touch(conversation_id)
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(_tool_calls).values(
-                    conversation_id=conversation_id,
-                    at=record.at,
-                    call_id=record.call.id,
-                    name=record.call.name,
-                    arguments=record.call.arguments,
-                    result=record.result,
-                    error=record.error,
-                )
-            )
+        await self._append(
+            conversation_id,
+            _tool_calls,
+            at=record.at,
+            call_id=record.call.id,
+            name=record.call.name,
+            arguments=record.call.arguments,
+            result=record.result,
+            error=record.error,
+        )
 
     async def append_turn(self, conversation_id: str, record: TurnRecord) -> None:
-        await self._touch(conversation_id)
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(_turns).values(
-                    conversation_id=conversation_id, record=json.dumps(record.to_dict())
-                )
-            )
+        await self._append(conversation_id, _turns, record=json.dumps(record.to_dict()))
 
     async def load(self, conversation_id: str) -> Conversation | None:
         await self._init()
