@@ -89,3 +89,11 @@ def test_dtmf_needs_negotiated_telephone_event() -> None:
     sender = RtpSender(get_encoder("PCMU"), 0, pcm_rate=8000)
     with pytest.raises(ValueError):
         sender.queue_dtmf("1")
+
+
+def test_early_wakeup_within_slack_sends_without_shifting_the_schedule() -> None:
+    clock = PacketClock(10.0, 0.02, early=0.001)
+    assert clock.take(10.0) == 0
+    assert clock.take(10.0185) is None  # 1.5 ms early: sleep again
+    assert clock.take(10.0192) == 1  # 0.8 ms early: send now
+    assert clock.due() == pytest.approx(10.04)  # the next deadline is unchanged

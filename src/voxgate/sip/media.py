@@ -63,6 +63,8 @@ _SRTP_PROFILES = {
 RTCP_INTERVAL_TICKS = 250
 """5 s at 20 ms; RFC 3550's minimum for a two-party session, randomised +-50 % per report."""
 TIMEOUT_CHECK_TICKS = 25
+TIMER_SLACK = 0.001
+"""uvloop's timers (and its ``loop.time()``) have 1 ms resolution: see ``PacketClock.early``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,9 @@ class MediaOptions:
     media_timeout_s: float = 30.0
     frame_ms: int = 20
     measure_lateness: bool = False
-    """Keep every packet's send lateness (s) in :attr:`RtpSession.lateness` (benchmarks)."""
+    """Keep ``perf_counter() - n * period`` of every packet sent in :attr:`RtpSession.lateness`
+    (benchmarks): its spread around the median is the pacer's send jitter. Measured on
+    ``perf_counter`` because uvloop's ``loop.time()`` has millisecond resolution."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +239,7 @@ class RtpSession:
         self._last_rx = loop.time()  # the timeout counts from each negotiation
         self._timed_out = False
         if self._clock is None:
-            self._clock = PacketClock(loop.time(), self.options.frame_ms / 1000)
+            self._clock = PacketClock(loop.time(), self.options.frame_ms / 1000, early=TIMER_SLACK)
             self._schedule()
 
     def _setup_codec(self, media: NegotiatedMedia, *, keep_clock: bool) -> None:
@@ -408,7 +412,7 @@ class RtpSession:
         try:
             while (n := clock.take(now)) is not None:
                 if self.options.measure_lateness:
-                    self.lateness.append(now - clock.due(n))
+                    self.lateness.append(time.perf_counter() - n * clock.period)
                 self._tick(n, now)
         except Exception:
             log.exception("rtp tick failed on call %s", self.session.call_id)

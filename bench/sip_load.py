@@ -1,0 +1,400 @@
+"""SIP gateway load: sipp calls voxgate with RTP both ways; uvloop vs asyncio in one run.
+
+    .venv/bin/python bench/sip_load.py            # full run (~4-6 min on 2 cores)
+    .venv/bin/python bench/sip_load.py --quick    # smaller steps, for a smoke check
+
+For each event loop a voxgate SIP edge runs in a child process (so its CPU is measured
+alone) with a "prompt" app: it plays a tone forever and decodes everything it receives.
+sipp (SIPp 3.6) places the calls with ``-rtp_echo``, so every packet we send comes back and
+each call carries 50 packets/s in each direction through the whole media path (jitter
+buffer, decode + resample to 16 kHz, resample + encode, pacer).
+
+* calls set up per second: batches at increasing rates, the highest rate with no failed call;
+* concurrency: steps of N calls held open; at each step, once all N are up, a measuring
+  window reads CPU per call, RTP packets in/out per call-second and the pacer's send
+  lateness (time between a packet's absolute due time and its actual send) p50/p95/p99.
+  The largest N with no failed call and p99 <= 2 ms is reported.
+
+Every run is bounded: sipp gets ``-timeout``, steps stop at the first failing one, the child
+is killed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="voxgate bench call">
+  <send retrans="500"><![CDATA[
+
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=sipp 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <pause/>
+  <send retrans="500"><![CDATA[
+
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+# --- the child: a voxgate edge with a prompt app, answering stats requests on stdin ---------
+
+
+def serve(loop_kind: str, port: int) -> None:
+    if loop_kind == "uvloop":
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(_serve(port))
+
+
+async def _serve(port: int) -> None:
+    from voxgate.audio.frame import AudioFrame
+    from voxgate.calls.manager import CallManager
+    from voxgate.calls.router import Router
+    from voxgate.calls.session import CallSession
+    from voxgate.sip.endpoint import SipEdge, SipEdgeOptions
+    from voxgate.sip.media import MediaOptions
+
+    t = np.arange(16000) / 16000
+    prompt = AudioFrame((0.2 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16), 16000)
+
+    class PromptApp:
+        name = "prompt"
+
+        async def run(self, session: CallSession) -> None:
+            async def drain() -> None:
+                async for _ in session.audio():
+                    pass
+
+            task = asyncio.create_task(drain())
+            try:
+                while not session.ended:
+                    session.sink.write(prompt)  # one second of prompt, topped up each second
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(session.wait_ended(), 1.0)
+            finally:
+                task.cancel()
+
+    app = PromptApp()
+    manager = CallManager(Router([], {"agent": lambda rule: app}))  # type: ignore[dict-item]
+    options = SipEdgeOptions(
+        ports={"udp": port}, allowed=[ipaddress.ip_network("127.0.0.0/8")],
+        rtp_ports=(20000, 29999), max_calls=5000, media=MediaOptions(measure_lateness=True),
+    )  # fmt: skip
+    edge = SipEdge(options, manager)
+    sessions: list[Any] = []
+    make = edge.new_rtp
+
+    def new_rtp(*args: Any, **kwargs: Any) -> Any:
+        rtp = make(*args, **kwargs)
+        sessions.append(rtp)
+        return rtp
+
+    def jitter_ms() -> np.ndarray:
+        """Per call: |send time - n * 20 ms - that call's median offset|, all calls pooled."""
+        parts = []
+        for rtp in sessions:
+            if len(rtp.lateness) > 10:
+                dev = np.array(rtp.lateness)
+                parts.append(np.abs(dev - np.median(dev)) * 1000)
+        return np.concatenate(parts) if parts else np.zeros(1)
+
+    edge.new_rtp = new_rtp  # type: ignore[method-assign]
+    await edge.start()
+    print("READY", flush=True)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    base_cpu, base_wall = time.process_time(), time.monotonic()
+    base_in = base_out = 0
+    peak = 0
+
+    def totals() -> tuple[int, int]:
+        return sum(s.packets_in for s in sessions), sum(s.packets_out for s in sessions)
+
+    async def watch_peak() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, len(edge.calls))
+            await asyncio.sleep(0.1)
+
+    watcher = asyncio.create_task(watch_peak())
+    while line := (await reader.readline()).decode().strip():
+        if line == "reset":
+            sessions[:] = [s for s in sessions if not s._closed]  # noqa: SLF001
+            for rtp in sessions:
+                rtp.lateness.clear()
+            base_cpu, base_wall = time.process_time(), time.monotonic()
+            base_in, base_out = totals()
+            peak = len(edge.calls)
+            out: dict[str, Any] = {"ok": True}
+        elif line == "stats":
+            lat = jitter_ms()
+            pin, pout = totals()
+            out = {
+                "calls": len(edge.calls), "peak": peak,
+                "cpu_s": time.process_time() - base_cpu, "wall_s": time.monotonic() - base_wall,
+                "packets_in": pin - base_in, "packets_out": pout - base_out,
+                "late_p50_ms": float(np.percentile(lat, 50)),
+                "late_p95_ms": float(np.percentile(lat, 95)),
+                "late_p99_ms": float(np.percentile(lat, 99)),
+                "late_max_ms": float(lat.max()), "samples": int(lat.size),
+            }  # fmt: skip
+        else:
+            break
+        print(json.dumps(out), flush=True)
+    watcher.cancel()
+    await edge.close()
+
+
+# --- the parent: drives sipp and reads the child's numbers ---------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Child:
+    def __init__(self, loop_kind: str) -> None:
+        self.loop_kind = loop_kind
+        self.port = _free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> Child:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--serve", self.loop_kind, "--port", str(self.port),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+        if not line.startswith(b"READY"):
+            raise RuntimeError(f"edge did not start: {line!r}")
+        return self
+
+    async def ask(self, command: str) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(command.encode() + b"\n")
+        await self.proc.stdin.drain()
+        result: dict[str, Any] = json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 30))
+        return result
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+
+
+async def _sipp(
+    workdir: Path, port: int, *, calls: int, rate: float, limit: int, hold_ms: int, timeout_s: int
+) -> asyncio.subprocess.Process:
+    sipp = shutil.which("sipp")
+    assert sipp is not None
+    return await asyncio.create_subprocess_exec(
+        sipp, "-sf", str(workdir / "bench.xml"), f"127.0.0.1:{port}", "-s", "agent",
+        "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(_free_port()), "-mp", str(_free_port()),
+        "-rtp_echo", "-m", str(calls), "-r", str(rate), "-l", str(limit), "-d", str(hold_ms),
+        "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error", "-max_socket", "5000",
+        "-trace_stat", "-stf", str(workdir / f"stat-{port}-{calls}-{rate}.csv"), "-fd", "1",
+        cwd=workdir, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _sipp_counts(workdir: Path, port: int, calls: int, rate: float) -> tuple[int, int]:
+    path = workdir / f"stat-{port}-{calls}-{rate}.csv"
+    if not path.exists():
+        return 0, calls
+    rows = [r.split(";") for r in path.read_text().splitlines() if r.strip()]
+    head, last = rows[0], rows[-1]
+    return int(last[head.index("SuccessfulCall(C)")]), int(last[head.index("FailedCall(C)")])
+
+
+async def cps_phase(child: Child, workdir: Path, rates: list[int]) -> dict[str, Any]:
+    """Batches of 3 s worth of calls (1 s long each) at increasing rates."""
+    best: dict[str, Any] = {"cps": 0, "failed": 0}
+    for rate in rates:
+        calls = rate * 3
+        proc = await _sipp(workdir, child.port, calls=calls, rate=rate, limit=calls, hold_ms=1000, timeout_s=40)
+        started = time.monotonic()
+        rc = await asyncio.wait_for(proc.wait(), 60)
+        elapsed = time.monotonic() - started
+        ok, failed = _sipp_counts(workdir, child.port, calls, rate)
+        print(f"  [{child.loop_kind}] cps {rate}: {ok} ok, {failed} failed, rc={rc}, {elapsed:.1f} s", flush=True)
+        if rc != 0 or failed:
+            break
+        best = {"cps": rate, "failed": failed}
+        await asyncio.sleep(1.0)
+    return best
+
+
+async def concurrency_phase(
+    child: Child, workdir: Path, steps: list[int], window_s: float
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for n in steps:
+        rate = min(100, max(20, n // 5))
+        ramp = n / rate
+        hold_ms = int((ramp + window_s + 4) * 1000)
+        proc = await _sipp(workdir, child.port, calls=n, rate=rate, limit=n, hold_ms=hold_ms, timeout_s=int(ramp + window_s + 40))
+        deadline = time.monotonic() + ramp + 20
+        while (await child.ask("stats"))["calls"] < n and time.monotonic() < deadline:
+            if proc.returncode is not None:
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)  # jitter buffers settle
+        await child.ask("reset")
+        await asyncio.sleep(window_s)
+        stats = await child.ask("stats")
+        rc = await asyncio.wait_for(proc.wait(), ramp + window_s + 60)
+        ok, failed = _sipp_counts(workdir, child.port, n, rate)
+        per_call_s = stats["wall_s"] * max(1, stats["calls"])
+        row = {
+            "n": n, "up": stats["calls"], "ok": ok, "failed": failed, "rc": rc,
+            "cpu_pct_per_call": 100 * stats["cpu_s"] / per_call_s,
+            "cpu_total_pct": 100 * stats["cpu_s"] / stats["wall_s"],
+            "pps_in": stats["packets_in"] / per_call_s, "pps_out": stats["packets_out"] / per_call_s,
+            **{k: stats[k] for k in ("late_p50_ms", "late_p95_ms", "late_p99_ms", "late_max_ms")},
+        }  # fmt: skip
+        out.append(row)
+        print(
+            f"  [{child.loop_kind}] {n} calls: up {row['up']}, failed {failed}, CPU {row['cpu_total_pct']:.0f}%, "
+            f"p99 {row['late_p99_ms']:.2f} ms, pps in/out {row['pps_in']:.1f}/{row['pps_out']:.1f}",
+            flush=True,
+        )
+        if rc != 0 or failed or row["up"] < n or row["late_p99_ms"] > 2.0:
+            break
+        await asyncio.sleep(2.0)
+    return out
+
+
+def _best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    good = [
+        r for r in rows
+        if r["rc"] == 0 and not r["failed"] and r["up"] >= r["n"] and r["late_p99_ms"] <= 2.0
+    ]  # fmt: skip
+    return good[-1] if good else None
+
+
+async def main(args: argparse.Namespace) -> None:
+    if shutil.which("sipp") is None:
+        raise SystemExit("sipp is not installed (apt-get install sip-tester)")
+    steps = [25, 50, 100] if args.quick else [50, 100, 200, 300, 400, 500, 700, 1000]
+    rates = [20, 50] if args.quick else [25, 50, 100, 150, 200]
+    window = 4.0 if args.quick else 8.0
+    results: dict[str, dict[str, Any]] = {}
+    load_at_start = os.getloadavg()[0]
+    for loop_kind in args.loops:
+        workdir = Path(tempfile.mkdtemp(prefix="sipload-"))
+        (workdir / "bench.xml").write_text(SCENARIO)
+        print(f"{loop_kind}:", flush=True)
+        async with Child(loop_kind) as child:
+            cps = await cps_phase(child, workdir, rates)
+            await asyncio.sleep(2.0)
+            rows = await concurrency_phase(child, workdir, steps, window)
+        results[loop_kind] = {"cps": cps, "rows": rows, "best": _best(rows)}
+    print()
+    print(f"SIP load, {time.strftime('%Y-%m-%d')}, {platform.node()}: {os.cpu_count()} CPUs, "
+          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+          f"load average at start {load_at_start:.1f}")
+    print()
+    head = ("loop", "CPS (0 fail)", "max calls", "CPU/call", "CPU total", "RTP in/out per call",
+            "send jitter p50", "p95", "p99")  # fmt: skip
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for loop_kind, res in results.items():
+        best = res["best"]
+        if best is None:
+            print(f"| {loop_kind} | {res['cps']['cps']}/s | none passed | | | | | | |")
+            continue
+        print(
+            f"| {loop_kind} | {res['cps']['cps']}/s | {best['n']} | {best['cpu_pct_per_call']:.2f} % "
+            f"| {best['cpu_total_pct']:.0f} % | {best['pps_in']:.1f}/{best['pps_out']:.1f} pkt/s "
+            f"| {best['late_p50_ms']:.3f} ms | {best['late_p95_ms']:.3f} ms | {best['late_p99_ms']:.3f} ms |"
+        )
+    print()
+    print("All steps (n calls: failed, CPU total, p99 send lateness):")
+    for loop_kind, res in results.items():
+        cells = [
+            f"{r['n']}: {r['failed']} failed, {r['cpu_total_pct']:.0f} %, {r['late_p99_ms']:.2f} ms"
+            for r in res["rows"]
+        ]
+        print(f"  {loop_kind}: " + "; ".join(cells))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", choices=["uvloop", "asyncio"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="small steps (smoke check)")
+    parser.add_argument("--loops", nargs="+", default=["uvloop", "asyncio"], choices=["uvloop", "asyncio"])
+    ns = parser.parse_args()
+    if ns.serve:
+        serve(ns.serve, ns.port)
+    else:
+        asyncio.run(main(ns))
