@@ -111,7 +111,8 @@ def test_held_reply_reaches_the_sink_only_when_committed() -> None:
         task = run.start()
         await task
         assert run.generated and run.clauses == ["We open at ten.", "See you then."]
-        assert not buf.is_playing and rec.first_audio_out is None
+        before = (buf.is_playing, rec.first_audio_out)
+        assert before == (False, None)
         run.commit()
         assert buf.is_playing and rec.first_audio_out is not None
         assert drain(buf) == ["r1.start", "r1.0", "r1.1"]
