@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from voxgate.agent.config import AgentSettings
 from voxgate.agent.local import HangUp, LocalCall, Say, Silence, WaitForAgent, WaitForAgentSpeech
 from voxgate.providers.llm.fake import FakeLLM
@@ -349,3 +351,32 @@ def test_stt_stream_failure_reopens_a_stream_and_the_call_goes_on() -> None:
     assert len(stt.streams) == 2
     assert any("stt" in e for e in result.errors)
     assert result.transcript[-1] == ("assistant", "We open at ten.")
+
+
+@pytest.mark.parametrize("slow", ["llm", "tts"])
+def test_barge_in_cancels_llm_and_tts_work_in_flight(slow: str) -> None:
+    from voxgate.providers.tts.fake import FakeTTS
+
+    llm = FakeLLM.from_rules({"saturday": LONG_ANSWER}, token_delay=0.2 if slow == "llm" else 0.0)
+    # A TTS producing audio in real time is still synthesizing when the caller barges in.
+    tts = FakeTTS(sample_rate=16000, seconds_per_char=0.05, realtime_factor=1.0 if slow == "tts" else 0.0)
+    p = providers(
+        ["What time do you open on Saturday?", "Stop, stop, I need something else."], llm, tts=tts
+    )
+    result = LocalCall(p).run_virtual(
+        [
+            WaitForAgent(),
+            Say(speech(1500), 16000),
+            WaitForAgentSpeech(after=0.5),
+            Say(speech(1200, seed=8), 16000),
+            WaitForAgent(),
+            HangUp(),
+        ]
+    )
+    assert len(result.interruptions) == 1
+    if slow == "llm":
+        assert llm.cancelled == 1  # the answer was still being generated: stopped
+        assert len(result.records[0].agent_text) < len(LONG_ANSWER)
+    else:
+        assert tts.cancelled == 1  # a clause was still being synthesized: stopped
+    assert result.transcript[3] == ("user", "Stop, stop, I need something else.")
