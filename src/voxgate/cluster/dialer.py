@@ -101,8 +101,9 @@ class SipDialer:
             session.metadata["amd"] = verdict.value
             if verdict is Verdict.MACHINE and not session.ended:
                 await self._leave_message(contact, session)
-                return DialOutcome("voicemail", session.call_id,
-                                   f"amd {result.reason if result else ''}".strip())  # fmt: skip
+                cue = session.metadata.get("voicemail_cue", "none")
+                reason = result.reason if result is not None else ""
+                return DialOutcome("voicemail", session.call_id, f"amd {reason}; message after {cue}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(session.wait_ended(), self.max_call_s)
         if not session.ended:
@@ -118,41 +119,43 @@ class SipDialer:
                                parsed if isinstance(parsed, dict) else {"value": parsed})  # fmt: skip
         return DialOutcome("answered", session.call_id, detail)
 
-    async def _classify(self, session: CallSession) -> Any:
-        detector = AmdDetector(self.amd_config)
-        decided: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def _listen(self, session: CallSession, feed: Callable[[Any, int], object], limit_s: float) -> None:
+        """Feed caller audio to ``feed`` until it returns non-None, the call ends or
+        ``limit_s`` passes. Gaps without RTP (a far end that stopped sending after its
+        greeting) are fed as silence: for the classifiers no packets and quiet are alike."""
+        loop = asyncio.get_running_loop()
+        decided: asyncio.Future[None] = loop.create_future()
+        last = [loop.time()]
+        rate = session.sample_rate
 
         def tap(frame: AudioFrame) -> None:
-            if not decided.done() and detector.feed(frame.samples, frame.sample_rate) is not None:
+            last[0] = loop.time()
+            if not decided.done() and feed(frame.samples, frame.sample_rate) is not None:
                 decided.set_result(None)
 
         session.taps.append(tap)
+        deadline = loop.time() + limit_s
         try:
-            ended: asyncio.Future[Any] = asyncio.ensure_future(session.wait_ended())
-            waiting: set[asyncio.Future[Any]] = {decided, ended}
-            await asyncio.wait(waiting, timeout=self.amd_timeout_s,
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-            ended.cancel()
+            while not decided.done() and not session.ended and loop.time() < deadline:
+                await asyncio.wait({decided}, timeout=0.1)
+                gap = loop.time() - last[0]
+                if gap >= 0.1 and not decided.done():
+                    last[0] = loop.time()
+                    if feed(np.zeros(int(gap * rate), dtype=np.int16), rate) is not None:
+                        decided.set_result(None)
         finally:
             session.taps.remove(tap)
+
+    async def _classify(self, session: CallSession) -> Any:
+        detector = AmdDetector(self.amd_config)
+        await self._listen(session, detector.feed, self.amd_timeout_s)
         return detector.result
 
     async def _leave_message(self, contact: Contact, session: CallSession) -> None:
         message = self.message_audio(contact, session.sink.sample_rate) if self.message_audio else None
         if message is not None and contact.voicemail_message is not None:
             cue = MessageCue(self.amd_config)
-            ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-            def tap(frame: AudioFrame) -> None:
-                if not ready.done() and cue.feed(frame.samples, frame.sample_rate) is not None:
-                    ready.set_result(None)
-
-            session.taps.append(tap)
-            try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ready, cue.max_wait_s + 1)
-            finally:
-                session.taps.remove(tap)
+            await self._listen(session, cue.feed, cue.max_wait_s + 1)
             session.metadata["voicemail_cue"] = cue.cue or "timeout"
             session.sink.clear()  # whatever the app queued for the greeting goes
             session.sink.write(message)
