@@ -13,7 +13,9 @@ buffer, decode + resample to 16 kHz, resample + encode, pacer).
 * concurrency: steps of N calls held open; at each step, once all N are up, a measuring
   window reads CPU per call, RTP packets in/out per call-second and the pacer's send
   lateness (time between a packet's absolute due time and its actual send) p50/p95/p99.
-  The largest N with no failed call and p99 <= 2 ms is reported.
+  Reported: the largest N with no failed call (media both ways at 50 packets/s), and the
+  largest with also p99 <= 2 ms. Steps continue past 2 ms (to 50 ms) because on a shared
+  machine the scheduler, not the pacer, sets the tail.
 
 Every run is bounded: sipp gets ``-timeout``, steps stop at the first failing one, the child
 is killed at the end.
@@ -29,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -251,12 +254,23 @@ class Child:
             await self.proc.wait()
 
 
+_SIPPS: set[asyncio.subprocess.Process] = set()
+"""Every sipp started, killed at exit whatever happened (no orphan keeps calling)."""
+
+
+def _kill_sipps() -> None:
+    for proc in _SIPPS:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)  # by pid: the loop may be closed already
+
+
 async def _sipp(
     workdir: Path, port: int, *, calls: int, rate: float, limit: int, hold_ms: int, timeout_s: int
 ) -> asyncio.subprocess.Process:
     sipp = shutil.which("sipp")
     assert sipp is not None
-    return await asyncio.create_subprocess_exec(
+    proc = await asyncio.create_subprocess_exec(
         sipp, "-sf", str(workdir / "bench.xml"), f"127.0.0.1:{port}", "-s", "agent",
         "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(_free_port()), "-mp", str(_free_port()),
         "-rtp_echo", "-m", str(calls), "-r", str(rate), "-l", str(limit), "-d", str(hold_ms),
@@ -264,6 +278,8 @@ async def _sipp(
         "-trace_stat", "-stf", str(workdir / f"stat-{port}-{calls}-{rate}.csv"), "-fd", "1",
         cwd=workdir, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+    _SIPPS.add(proc)
+    return proc
 
 
 def _sipp_counts(workdir: Path, port: int, calls: int, rate: float) -> tuple[int, int]:
@@ -276,8 +292,10 @@ def _sipp_counts(workdir: Path, port: int, calls: int, rate: float) -> tuple[int
 
 
 async def cps_phase(child: Child, workdir: Path, rates: list[int]) -> dict[str, Any]:
-    """Batches of 3 s worth of calls (1 s long each) at increasing rates."""
-    best: dict[str, Any] = {"cps": 0, "failed": 0}
+    """Batches of 3 s worth of calls (1 s long each) at increasing requested rates; the
+    achieved set-up rate is calls / (elapsed - 1 s of call length): when voxgate (or sipp)
+    cannot keep up, sipp falls behind its requested rate instead of failing calls."""
+    best: dict[str, Any] = {"cps": 0.0, "failed": 0}
     for rate in rates:
         calls = rate * 3
         proc = await _sipp(workdir, child.port, calls=calls, rate=rate, limit=calls, hold_ms=1000, timeout_s=40)
@@ -285,10 +303,16 @@ async def cps_phase(child: Child, workdir: Path, rates: list[int]) -> dict[str, 
         rc = await asyncio.wait_for(proc.wait(), 60)
         elapsed = time.monotonic() - started
         ok, failed = _sipp_counts(workdir, child.port, calls, rate)
-        print(f"  [{child.loop_kind}] cps {rate}: {ok} ok, {failed} failed, rc={rc}, {elapsed:.1f} s", flush=True)
+        achieved = ok / max(elapsed - 1.0, 1e-3)
+        print(
+            f"  [{child.loop_kind}] cps {rate} requested: {ok} ok, {failed} failed, rc={rc}, "
+            f"{elapsed:.1f} s, achieved {achieved:.0f}/s", flush=True,
+        )  # fmt: skip
         if rc != 0 or failed:
             break
-        best = {"cps": rate, "failed": failed}
+        best = {"cps": max(best["cps"], achieved), "failed": failed}
+        if achieved < 0.8 * rate:
+            break  # saturated
         await asyncio.sleep(1.0)
     return best
 
@@ -327,16 +351,23 @@ async def concurrency_phase(
             f"p99 {row['late_p99_ms']:.2f} ms, pps in/out {row['pps_in']:.1f}/{row['pps_out']:.1f}",
             flush=True,
         )
-        if rc != 0 or failed or row["up"] < n or row["late_p99_ms"] > 2.0:
+        if rc != 0 or failed or row["up"] < n or row["late_p99_ms"] > 50.0:
             break
-        await asyncio.sleep(2.0)
+        await _drained(child)
     return out
 
 
-def _best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+async def _drained(child: Child, limit_s: float = 40.0) -> None:
+    """Wait until the edge has no call left (failed calls linger until media timeout)."""
+    deadline = time.monotonic() + limit_s
+    while (await child.ask("stats"))["calls"] and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.5)
+
+
+def _best(rows: list[dict[str, Any]], p99_ms: float = 1e9) -> dict[str, Any] | None:
     good = [
         r for r in rows
-        if r["rc"] == 0 and not r["failed"] and r["up"] >= r["n"] and r["late_p99_ms"] <= 2.0
+        if r["rc"] == 0 and not r["failed"] and r["up"] >= r["n"] and r["late_p99_ms"] <= p99_ms
     ]  # fmt: skip
     return good[-1] if good else None
 
@@ -345,7 +376,7 @@ async def main(args: argparse.Namespace) -> None:
     if shutil.which("sipp") is None:
         raise SystemExit("sipp is not installed (apt-get install sip-tester)")
     steps = [25, 50, 100] if args.quick else [50, 100, 200, 300, 400, 500, 700, 1000]
-    rates = [20, 50] if args.quick else [25, 50, 100, 150, 200]
+    rates = [20, 50] if args.quick else [25, 50, 100, 150, 200, 300]
     window = 4.0 if args.quick else 8.0
     results: dict[str, dict[str, Any]] = {}
     load_at_start = os.getloadavg()[0]
@@ -355,25 +386,28 @@ async def main(args: argparse.Namespace) -> None:
         print(f"{loop_kind}:", flush=True)
         async with Child(loop_kind) as child:
             cps = await cps_phase(child, workdir, rates)
-            await asyncio.sleep(2.0)
+            await _drained(child)
             rows = await concurrency_phase(child, workdir, steps, window)
-        results[loop_kind] = {"cps": cps, "rows": rows, "best": _best(rows)}
+        results[loop_kind] = {
+            "cps": cps, "rows": rows, "best": _best(rows), "tight": _best(rows, 2.0),
+        }  # fmt: skip
     print()
     print(f"SIP load, {time.strftime('%Y-%m-%d')}, {platform.node()}: {os.cpu_count()} CPUs, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
           f"load average at start {load_at_start:.1f}")
     print()
-    head = ("loop", "CPS (0 fail)", "max calls", "CPU/call", "CPU total", "RTP in/out per call",
+    head = ("loop", "CPS (0 fail)", "max calls (0 fail)", "... with p99 <= 2 ms", "CPU/call", "CPU total", "RTP in/out per call",
             "send jitter p50", "p95", "p99")  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for loop_kind, res in results.items():
         best = res["best"]
         if best is None:
-            print(f"| {loop_kind} | {res['cps']['cps']}/s | none passed | | | | | | |")
+            print(f"| {loop_kind} | {res['cps']['cps']:.0f}/s | none passed | | | | | | | |")
             continue
+        tight = res["tight"]["n"] if res["tight"] else "none"
         print(
-            f"| {loop_kind} | {res['cps']['cps']}/s | {best['n']} | {best['cpu_pct_per_call']:.2f} % "
+            f"| {loop_kind} | {res['cps']['cps']:.0f}/s | {best['n']} | {tight} | {best['cpu_pct_per_call']:.2f} % "
             f"| {best['cpu_total_pct']:.0f} % | {best['pps_in']:.1f}/{best['pps_out']:.1f} pkt/s "
             f"| {best['late_p50_ms']:.3f} ms | {best['late_p95_ms']:.3f} ms | {best['late_p99_ms']:.3f} ms |"
         )
@@ -397,4 +431,7 @@ if __name__ == "__main__":
     if ns.serve:
         serve(ns.serve, ns.port)
     else:
-        asyncio.run(main(ns))
+        try:
+            asyncio.run(main(ns))
+        finally:
+            _kill_sipps()

@@ -173,7 +173,10 @@ class SipEdge:
         self.rejected = 0
         self._dialogs: dict[tuple[str, str], SipCall] = {}
         self._invites: dict[tuple[str, ...], SipCall] = {}
-        self._seen_invites: dict[tuple[str, str], SipCall] = {}
+        self._seen_invites: dict[tuple[str, str], float] = {}
+        """(Call-ID, From tag) of recent INVITEs -> when they may be forgotten. Kept for
+        64*T1 after the call ends: a retransmitted INVITE still queued in the socket after
+        the caller's BYE would otherwise start a ghost call (found under sipp load)."""
         self._waiters: dict[tuple[str, ...], _Waiter] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -243,7 +246,12 @@ class SipEdge:
         return when  # the core's clock is the loop's clock
 
     def sent_by(self, transport: str) -> tuple[str, int]:
-        return self.options.advertised_host, self.transports.port(transport)
+        """Our Via sent-by for ``transport``. When we do not listen on it (a TLS trunk from an
+        edge without a certificate) another listening port stands in: responses and
+        in-dialog requests come back over the connection we opened anyway."""
+        listening = self.transports.transports
+        name = transport if transport in listening else ("tcp" if "tcp" in listening else listening[0])
+        return self.options.advertised_host, self.transports.port(name)
 
     def contact_for(self, transport: str) -> NameAddress:
         host, port = self.sent_by(transport)
@@ -280,7 +288,8 @@ class SipEdge:
         if call.invite_key is not None:
             self._invites.pop(call.invite_key, None)
         if call.invite is not None and call.direction == "inbound":
-            self._seen_invites.pop((call.invite.call_id, call.invite.from_tag or ""), None)
+            key = (call.invite.call_id, call.invite.from_tag or "")
+            self._seen_invites[key] = self.now() + 64 * self.timers.t1
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -511,7 +520,8 @@ class SipEdge:
     def _on_invite(self, key: tuple[str, ...], request: SipRequest, source: Peer) -> None:
         seen = (request.call_id, request.from_tag or "")
         if seen in self._seen_invites:
-            return  # a retransmission after its transaction ended: the call already runs
+            return  # a retransmission after its transaction ended (the call runs or ran)
+        self._forget_old_invites()
         if self._authenticate(request, source, always=False) is None:
             return
         required = [r.strip() for r in (request.headers.get("Require") or "").split(",") if r.strip()]
@@ -529,8 +539,14 @@ class SipEdge:
         call = SipCall(self, source, direction="inbound", caller=caller, callee=callee)
         self.calls[call.call_id] = call
         self._invites[key] = call
-        self._seen_invites[seen] = call
+        self._seen_invites[seen] = float("inf")  # until the call ends
         self._spawn(self._guard(call, call.run_inbound(request, key)), f"sip-in-{call.call_id}")
+
+    def _forget_old_invites(self) -> None:
+        now = self.now()
+        if len(self._seen_invites) > 2 * len(self.calls) + 256:
+            for key in [k for k, until in self._seen_invites.items() if until < now]:
+                del self._seen_invites[key]
 
     async def _guard(self, call: SipCall, work: Awaitable[None]) -> None:
         """Run a call's flow; a bug in one call ends that call, never the edge."""

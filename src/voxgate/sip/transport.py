@@ -138,6 +138,8 @@ class SipTransports:
         self.host = host
         self.on_failure = on_failure
         self.ssl_context = ssl_context
+        self.client_ssl_context: ssl.SSLContext | None = None
+        """For TLS connections we open (to trunks); default: system CAs, hostname checked."""
         self.connections: dict[Peer, _Stream] = {}
         self._udp: _Udp | None = None
         self._servers: dict[str, asyncio.Server] = {}
@@ -204,7 +206,7 @@ class SipTransports:
         try:
             ssl_ctx: ssl.SSLContext | None = None
             if peer.transport == "tls":
-                ssl_ctx = ssl.create_default_context()
+                ssl_ctx = self.client_ssl_context or ssl.create_default_context()
             _, proto = await asyncio.wait_for(
                 loop.create_connection(
                     lambda: _Stream(self, peer.transport), peer.host, peer.port, ssl=ssl_ctx

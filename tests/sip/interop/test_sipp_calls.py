@@ -29,10 +29,26 @@ def _client(edge_target: str, name: str, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+class NetworkLog:
+    """Stands in for CallObserver: records the per-interval RTCP statistics."""
+
+    def __init__(self) -> None:
+        self.reports: list[dict[str, object]] = []
+        self.answered: list[str] = []
+
+    def network(self, call_id: str, edge: str, **stats: object) -> None:
+        self.reports.append({"call_id": call_id, "edge": edge, **stats})
+
+    def call_answered(self, call_id: str) -> None:
+        self.answered.append(call_id)
+
+
 async def test_pcap_call_media_both_ways_and_dtmf() -> None:
     """sipp's own uac_pcap (PCMA speech + DTMF 1) -> echo app; RTP counted both ways."""
     app = EchoApp()
+    observer = NetworkLog()
     async with running_edge(manager_for(app)) as edge:
+        edge.observer = observer  # type: ignore[assignment]
         sent: list[int] = []
 
         async def watch() -> None:
@@ -59,6 +75,9 @@ async def test_pcap_call_media_both_ways_and_dtmf() -> None:
     assert app.digits == "1"
     assert max(received) >= 230  # 236 speech packets + DTMF in the pcaps
     assert max(sent) >= 300  # ~9 s of 20 ms packets back to sipp's media port
+    assert observer.answered == [session.call_id]
+    assert observer.reports and observer.reports[0]["packets"] > 100  # RTCP interval at ~5 s
+    assert observer.reports[0]["loss_fraction"] == 0.0
 
 
 async def test_rfc4733_digits_arrive_once_each() -> None:
