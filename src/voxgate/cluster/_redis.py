@@ -26,3 +26,16 @@ def text_set(raw: Iterable[Any] | None) -> set[str]:
 def fields(mapping: Mapping[str, Any]) -> dict[FieldValue, FieldValue]:
     """A mapping typed the way ``hset``/``xadd`` accept it."""
     return {k: (v if isinstance(v, int | float | str | bytes) else str(v)) for k, v in mapping.items()}
+
+
+def connect(url: str, max_connections: int = 64, wait_s: float = 10.0) -> Any:
+    """A client whose pool *waits* for a free connection instead of failing.
+
+    redis-py's default async pool raises ``MaxConnectionsError`` at 100 connections in use:
+    300 calls ending at once (a drain) would then lose registry writes. A blocking pool
+    queues them for up to ``wait_s`` instead, and caps sockets per node.
+    """
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=wait_s)
+    return Redis(connection_pool=pool)

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from voxgate.calls.manager import CallManager
 from voxgate.calls.session import CallSession
+from voxgate.cluster._redis import connect
 from voxgate.cluster.bus import ControlBus, ControlResult
 from voxgate.cluster.config import ClusterSettings
 from voxgate.cluster.registry import NODE_LOST, CallRegistry, NodeInfo, mark_node_lost
@@ -57,7 +58,7 @@ class ClusterNode:
         if redis is None:
             if settings.redis_url is None:
                 raise ValueError("ClusterNode needs cluster.redis_url")
-            redis = Redis.from_url(settings.redis_url)
+            redis = connect(settings.redis_url)
         self.settings = settings
         self.node_id = settings.node_id
         self.manager = manager

@@ -29,7 +29,7 @@ from voxgate.agent.store import (
     StoredMessage,
     ToolCallRecord,
 )
-from voxgate.cluster._redis import text, text_map
+from voxgate.cluster._redis import connect, text, text_map
 from voxgate.providers.base import ChatMessage, ToolCall
 
 __all__ = ["RedisStore"]
@@ -59,7 +59,7 @@ class RedisStore:
     def __init__(
         self, redis: Redis | str, prefix: str = "voxgate", ttl_s: int | None = None
     ) -> None:
-        self.redis = Redis.from_url(redis) if isinstance(redis, str) else redis
+        self.redis: Redis = connect(redis) if isinstance(redis, str) else redis
         self.prefix = prefix
         self.ttl_s = ttl_s
 

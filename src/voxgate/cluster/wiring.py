@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from voxgate.calls.manager import CallManager
+from voxgate.cluster._redis import connect
 from voxgate.cluster.campaign_db import CampaignStore
 from voxgate.cluster.campaigns import Campaigns, CampaignWorker, Dialer
 from voxgate.cluster.config import ClusterSettings
@@ -57,7 +58,7 @@ async def start_cluster(
     if settings.redis_url is not None:
         node = ClusterNode(settings, manager, records)
         await node.start()
-        queue_redis = Redis.from_url(settings.redis_url)
+        queue_redis = connect(settings.redis_url)
         queue = RedisJobQueue(queue_redis, settings.key_prefix, reclaim_idle_s=settings.heartbeat_timeout_s)
         log.info("cluster: node %s joined via Redis", settings.node_id)
     else:
