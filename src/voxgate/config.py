@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from voxgate.agent.config import AgentSettings
+from voxgate.cluster.config import ClusterSettings
 from voxgate.errors import ConfigError
 from voxgate.observability.cost import PriceTable
 from voxgate.websocket.config import WebSocketSettings
@@ -239,15 +240,7 @@ class RouteSettings(_Section):
         raise ValueError("must be 'agent', 'agent:NAME' or a ws:// / wss:// URL")
 
 
-def _default_node_id() -> str:
-    import socket
-
-    return socket.gethostname()[:48] or "node"
-
-
 class ObservabilitySettings(_Section):
-    node_id: str = Field(default_factory=_default_node_id, min_length=1, max_length=64)
-    """Names this node in call records and the cluster registry."""
     otlp_endpoint: str | None = None
     """OTLP/HTTP traces endpoint, e.g. ``http://127.0.0.1:4318/v1/traces``; unset: no traces."""
     otlp_headers: dict[str, str] = Field(default_factory=dict)
@@ -278,6 +271,8 @@ class Settings(BaseSettings):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     routes: list[RouteSettings] = Field(default_factory=list)
     websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    """Multi-node on Redis; ``cluster.node_id`` also names this node in call records."""
 
     @classmethod
     def settings_customise_sources(

@@ -51,6 +51,15 @@ def route_rules(settings: Settings) -> list[RouteRule]:
     ]
 
 
+def _conversation_store(settings: Settings) -> ConversationStore:
+    """Redis when clustered (a call's context survives its node), else the records DB."""
+    if settings.cluster.redis_url:
+        from voxgate.cluster.store import RedisStore
+
+        return RedisStore(settings.cluster.redis_url, prefix=settings.cluster.key_prefix)
+    return SqliteStore(settings.records.database_url)
+
+
 @dataclass
 class Node:
     settings: Settings
@@ -61,6 +70,7 @@ class Node:
     store: ConversationStore | None = None
     recordings: RecordingHooks | None = None
     sip_edge: Any = None
+    cluster: Any = None
     interrupted_calls: list[str] = field(default_factory=list)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _tracer_provider: Any = None
@@ -70,11 +80,12 @@ class Node:
         cls, settings: Settings, *, progress: Progress = _quiet, load_agent: bool = True
     ) -> Node:
         obs = settings.observability
-        records = await CallRecords.open(settings.records.database_url, node_id=obs.node_id)
+        node_id = settings.cluster.node_id
+        records = await CallRecords.open(settings.records.database_url, node_id=node_id)
         interrupted = await records.recover_interrupted()
         if interrupted:
             progress(f"marked {len(interrupted)} call(s) interrupted by the last shutdown")
-        provider = make_tracer_provider(obs.otlp_endpoint, node_id=obs.node_id, headers=obs.otlp_headers)
+        provider = make_tracer_provider(obs.otlp_endpoint, node_id=node_id, headers=obs.otlp_headers)
         observer = CallObserver(records, CallTracer(provider), obs.prices)
         observer.start()
         store: ConversationStore | None = None
@@ -83,7 +94,7 @@ class Node:
             # Models load in a worker thread: the loop stays free (nothing is serving yet,
             # but a slow disk must not look like a hung process to a supervisor's probes).
             providers = await asyncio.to_thread(build_providers, settings.providers, progress, observer)
-            store = SqliteStore(settings.records.database_url)
+            store = _conversation_store(settings)
         factories = app_factories(settings, providers, store, observer)
         default = RouteRule(app="agent", name="default") if providers is not None else None
         manager = CallManager(Router(route_rules(settings), factories, default))
@@ -115,12 +126,26 @@ class Node:
 
             self.sip_edge = await start_sip_edge(self.settings, self.manager, self.observer)
             self.app.state.sip_edge = self.sip_edge
+        # The cluster joins after the SIP edge: campaigns dial through it.
+        from voxgate.cluster.dialer import SipDialer
+        from voxgate.cluster.wiring import start_cluster
+
+        dialer = (
+            SipDialer(self.sip_edge)
+            if self.sip_edge is not None and self.settings.sip.trunks
+            else None
+        )
+        self.cluster = await start_cluster(
+            self.app, self.settings.cluster, self.manager, self.records, dialer
+        )
 
     async def stop(self) -> None:
         self.app.state.draining = True
         # New calls are refused (503/close) while active ones get the grace period; only
         # then does the SIP edge stop listening.
         await self.manager.drain(self.settings.server.drain_timeout_s)
+        if self.cluster is not None:
+            await self.cluster.close()
         if self.sip_edge is not None:
             await self.sip_edge.close()
         if self.recordings is not None:

@@ -50,7 +50,7 @@ async def start_cluster(
     records DB and a dialer). Sets ``app.state.cluster`` and ``app.state.campaigns``."""
     if records is not None and records.node_id and records.node_id != settings.node_id:
         # Call rows and registry entries must name the same node, or the reaper would
-        # look for the wrong rows: the records' id (observability.node_id) wins.
+        # look for the wrong rows: the records' id (cluster.node_id at start-up) wins.
         settings = settings.model_copy(update={"node_id": records.node_id})
     node: ClusterNode | None = None
     queue: JobQueue
