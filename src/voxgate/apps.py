@@ -64,19 +64,17 @@ class AgentApp:
                 if observer is not None:
                     observer.turn_finished(call_id, record)
                 stages = {k: (None if v is None else round(v * 1000)) for k, v in record.stages().items()}
-                _publish(session, {"type": "turn", "index": record.index, "stages_ms": stages,
+                _publish(session, {"type": "turn", "index": record.index,
+                                   "latency_ms": stages.get("voice_to_voice"), "stages": stages,
                                    "interrupted": record.interrupted_at is not None})
                 return
             if kind == "transcript":
                 if observer is not None and data.get("final", True):
                     observer.transcript(
-                        call_id, str(data.get("speaker", "")), str(data.get("text", "")),
+                        call_id, str(data.get("role", "")), str(data.get("text", "")),
                         confidence=data.get("confidence"),
                     )
                 _publish(session, {"type": "transcript", **data})
-                return
-            if kind == "speaking":
-                _publish(session, {"type": "speaking", **data})
                 return
             if observer is not None:
                 observer.event(call_id, kind, data)

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from voxgate.agent.pipeline import AgentProviders
 from voxgate.agent.store import ConversationStore, SqliteStore
 from voxgate.api.app import create_app
 from voxgate.apps import app_factories, build_providers
@@ -77,8 +78,14 @@ class Node:
 
     @classmethod
     async def create(
-        cls, settings: Settings, *, progress: Progress = _quiet, load_agent: bool = True
+        cls,
+        settings: Settings,
+        *,
+        progress: Progress = _quiet,
+        load_agent: bool = True,
+        providers: AgentProviders | None = None,
     ) -> Node:
+        """``providers`` overrides the configured ones (tests inject fakes)."""
         obs = settings.observability
         node_id = settings.cluster.node_id
         records = await CallRecords.open(settings.records.database_url, node_id=node_id)
@@ -89,11 +96,11 @@ class Node:
         observer = CallObserver(records, CallTracer(provider), obs.prices)
         observer.start()
         store: ConversationStore | None = None
-        providers = None
-        if load_agent:
+        if providers is None and load_agent:
             # Models load in a worker thread: the loop stays free (nothing is serving yet,
             # but a slow disk must not look like a hung process to a supervisor's probes).
             providers = await asyncio.to_thread(build_providers, settings.providers, progress, observer)
+        if providers is not None:
             store = _conversation_store(settings)
         factories = app_factories(settings, providers, store, observer)
         default = RouteRule(app="agent", name="default") if providers is not None else None

@@ -84,7 +84,10 @@ def run(
         task = asyncio.ensure_future(call.run(script))
         await asyncio.sleep(0)
         assert call.pipeline is not None
-        call.pipeline.on_event = lambda kind, data: events.append((kind, data))
+        # Knowledge events only: transcripts and turn records go to other observers.
+        call.pipeline.on_event = lambda kind, data: (
+            None if kind in ("transcript", "turn_done") else events.append((kind, data))
+        )
         return await task
 
     return run_virtual(main()), call, events

@@ -47,7 +47,11 @@ class Floor:
         spawn: Spawn,
         hang_up: Callable[[float], None],
         knowledge: CallKnowledge | None = None,
+        emit: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
+        self._emit = emit
+        """``(kind, data)``: "turn_done" and the agent's "transcript" (what the caller heard),
+        for call records and live displays."""
         self._llm = llm
         self._tts = tts
         self.speaker = speaker
@@ -168,6 +172,13 @@ class Floor:
             self._history.add(ChatMessage("assistant", heard), interrupted=interrupted)
         if rec.index >= 0:
             self._history.add_turn(rec)
+        if self._emit is not None and rec.index >= 0:
+            if heard:
+                self._emit(
+                    "transcript",
+                    {"role": "agent", "text": heard, "final": True, "interrupted": interrupted},
+                )
+            self._emit("turn_done", {"record": rec})
         self.speaker.forget(run.reply_id)
         if self.current is run:
             self.current = None

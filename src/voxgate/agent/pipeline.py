@@ -148,6 +148,7 @@ class AgentPipeline:
             spawn=self._spawn,
             hang_up=lambda delay: self._spawn(self._hangup_later(delay)),
             knowledge=self._knowledge,
+            emit=self._event,
         )
 
     # --- public -----------------------------------------------------------------------
@@ -285,6 +286,7 @@ class AgentPipeline:
         if turn is not self._router.current:
             return  # a late final of a turn already closed: its finisher is waiting on it
         full = turn.text()
+        self._event("transcript", {"role": "caller", "text": full, "final": False})
         if t.is_final and turn.from_finals_only:
             self._intent.on_final(full, now)
         else:
@@ -331,6 +333,12 @@ class AgentPipeline:
             spec = None
         if ignore:
             return
+        conf = turn.confidences
+        self._event(
+            "transcript",
+            {"role": "caller", "text": text, "final": True,
+             "confidence": round(sum(conf) / len(conf), 3) if conf else None},
+        )
         if speaking:  # real words while the agent talks: the caller takes the floor
             self._floor.interrupt(Interrupt(self._clock(), record.speech_start or 0.0, 0, "turn"))
         if _contains_phrase(text, self.settings.goodbye_phrases):
