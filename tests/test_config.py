@@ -85,3 +85,14 @@ def test_garbage_toml_only_raises_config_error(tmp_path_factory: pytest.TempPath
     path.write_bytes(text.encode("utf-8", "replace"))
     with contextlib.suppress(ConfigError):
         load_settings(path)
+
+
+def test_readme_example_config_is_valid(tmp_path: Path) -> None:
+    """The configuration a user copies from the README must load as written."""
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert block is not None
+    s = load_settings(write(tmp_path, block.group(1)))
+    assert s.providers.llm == ["embedded", "openai"] and s.routes[0].callee == "support*"
