@@ -85,7 +85,14 @@ class Knowledge:
     context_head: str = CONTEXT_HEAD
     router: Callable[[str], str | None] | None = None
     """Caller's words -> the tool to call (see ``KeywordRouter``); None: the LLM decides."""
-    route_hint: str = 'The caller wants {tool}. Call the {tool} tool now, copying their words into its arguments.'
+    route_history: int = 0
+    """Earlier messages kept in a routed turn's prompt. 0: system prompt + this turn only;
+    with the history the 0.5B model imitated its previous tool-result sentence ("You're
+    cancelled for ...") instead of calling the routed tool. Tools get their context from
+    ``ToolContext.state`` (e.g. the booking made earlier in the call), not from the prompt."""
+    route_hint: str = "{question} (use the {tool} tool)"
+    """How the router's choice reaches the model: appended to the caller's words in this LLM
+    call only (a separate system message was echoed back as text by the 0.5B model)."""
 
     def for_call(self, session: CallSession, emit: EventHook | None = None) -> CallKnowledge:
         return CallKnowledge(self, session, emit)
@@ -174,8 +181,11 @@ class CallKnowledge:
         tool = self.config.router(question) if self.config.router is not None else None
         if tool is not None and tool in self.tools:
             self.emit("route", {"turn": record.index, "tool": tool})
-            out.insert(last, ChatMessage("system", self.config.route_hint.format(tool=tool)))
-            return out  # an action, not a question: no passages (shorter prompt, faster)
+            hinted = ChatMessage("user", self.config.route_hint.format(question=question, tool=tool))
+            head = out[:1] if out[0].role == "system" else []
+            keep = self.config.route_history
+            earlier = out[len(head) : last][-keep:] if keep else []
+            return [*head, *earlier, hinted]  # an action, not a question: no passages (shorter prompt, faster)
         if kb is None:
             return out
         try:
