@@ -30,7 +30,7 @@ import inspect
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_type_hints
 
@@ -434,15 +434,3 @@ class ToolRegistry:
                 value.say, value.final, seconds, slow,
             )
         return ToolResult(call.id, t.name, "ok", _to_content(value), arguments, None, False, seconds, slow)
-
-
-def merge_schemas(*groups: Sequence[ToolSchema]) -> list[ToolSchema]:
-    """Concatenate schema lists, first occurrence of a name wins."""
-    seen: set[str] = set()
-    out: list[ToolSchema] = []
-    for g in groups:
-        for s in g:
-            if s.name not in seen:
-                seen.add(s.name)
-                out.append(s)
-    return out
