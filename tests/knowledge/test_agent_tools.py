@@ -244,6 +244,31 @@ def test_pii_is_redacted_in_the_store_but_not_in_the_live_context() -> None:
     assert call.pipeline is not None and "4111" in call.pipeline.history.messages[1].content
 
 
+def test_events_for_the_call_record_are_redacted() -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    llm = FakeLLM.from_rules({"card": "Thanks."})
+    p = dataclasses.replace(
+        providers(["My card is 4111 1111 1111 1111."], llm), knowledge=Knowledge(rules=RouteRules())
+    )
+    call = LocalCall(p, SETTINGS)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(call.run([WaitForAgent(), Say(speech(1200), 16000), Silence(0.1), WaitForAgent(), HangUp()]))
+        await asyncio.sleep(0)
+        assert call.pipeline is not None
+        call.pipeline.on_event = lambda kind, data: seen.append((kind, data))
+        await task
+
+    run_virtual(main())
+    # Finals (what the records store) are redacted; a partial such as "My card is 4111 1111"
+    # cannot be recognised as a card number yet (it goes only to live displays).
+    texts = [d["text"] for k, d in seen if k == "transcript" and d.get("final", True)]
+    assert "My card is [CARD]." in texts and not any("4111" in t for t in texts)
+    (rec,) = [d["record"] for k, d in seen if k == "turn_done"]
+    assert rec.user_text == "My card is [CARD]."
+    assert call.pipeline is not None and call.pipeline.records[0].user_text.startswith("My card is 4111")
+
+
 def test_after_hours_message_and_hangup() -> None:
     rules = RouteRules(
         hours=OpeningHours(timezone="UTC", weekly={"mon-fri": "09:00-17:00"}),

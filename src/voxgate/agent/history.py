@@ -61,8 +61,12 @@ class History:
     def add_turn(self, record: TurnRecord) -> None:
         self.turns.append(record)
         cid = self.conversation_id
-        stored = TurnRecord.from_dict(self._scrub(record.to_dict())) if self.redact else record
+        stored = self.redacted_turn(record)
         self._queue.put_nowait(lambda: self.store.append_turn(cid, stored))
+
+    def redacted_turn(self, record: TurnRecord) -> TurnRecord:
+        """``record`` as it may be persisted (a copy with PII redacted, if redaction is on)."""
+        return TurnRecord.from_dict(self._scrub(record.to_dict())) if self.redact else record
 
     def add_tool_call(self, call: ToolCall, result: str, at: float, *, error: bool = False) -> None:
         """Persist one executed tool call and its result (the call record's audit trail)."""

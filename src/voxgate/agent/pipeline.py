@@ -428,6 +428,11 @@ class AgentPipeline:
 
     def _event(self, kind: str, data: dict[str, Any]) -> None:
         if self.on_event is not None:
+            redact = self.history.redact  # events feed the call records: no PII there either
+            if redact is not None and kind == "transcript":
+                data = {**data, "text": redact(str(data.get("text", "")))}
+            elif redact is not None and kind == "turn_done":
+                data = {**data, "record": self.history.redacted_turn(data["record"])}
             try:
                 self.on_event(kind, data)
             except Exception:  # an observer bug must not break the call
