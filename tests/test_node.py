@@ -93,3 +93,33 @@ async def test_twilio_call_through_the_node_is_recorded(tmp_path: Path) -> None:
     text = generate_latest(REGISTRY).decode()
     assert 'voxgate_calls_total{edge="websocket"' in text
     assert "voxgate_voice_to_voice_seconds_count" in text
+
+
+async def test_route_to_the_named_receptionist_agent(tmp_path: Path) -> None:
+    from voxgate.apps import AgentApp
+    from voxgate.calls.playout import PlayoutBuffer
+    from voxgate.calls.session import CallSession, UnsupportedControl
+
+    settings = load_settings(
+        sip={"enabled": False},
+        records={
+            "database_url": f"sqlite+aiosqlite:///{tmp_path}/records.db",
+            "recordings_dir": str(tmp_path / "rec"),
+        },
+        routes=[{"app": "agent:receptionist", "callee": "dental*", "name": "clinic"}],
+    )
+    node = await Node.create(settings, providers=providers([], {}))
+    try:
+        def resolve(callee: str) -> AgentApp:
+            session = CallSession(edge="sip", sink=PlayoutBuffer(8000),
+                                  control=UnsupportedControl("sip"), sample_rate=8000, callee=callee)
+            _, app = node.manager.router.resolve(session)
+            assert isinstance(app, AgentApp)
+            return app
+
+        clinic, plain = resolve("dental-line"), resolve("other")
+        assert clinic.providers.knowledge is not None and clinic.settings.name == "receptionist"
+        assert plain.providers.knowledge is None
+        assert (tmp_path / "appointments.db").exists()
+    finally:
+        await node.stop()

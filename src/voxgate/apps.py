@@ -21,6 +21,7 @@ from voxgate.agent.store import ConversationStore
 from voxgate.calls.router import AppFactory, CallApp, RouteRule
 from voxgate.calls.session import CallSession
 from voxgate.config import ProvidersSettings, Settings
+from voxgate.errors import ConfigError
 from voxgate.observability.observer import CallObserver
 from voxgate.providers.base import LLM, TTS, StreamingSTT
 from voxgate.websocket.bridge import bridge_factory
@@ -138,18 +139,51 @@ def build_providers(cfg: ProvidersSettings, progress: Progress, observer: CallOb
     return AgentProviders(stt, llm, tts, vad_factory)
 
 
+NamedAgents = dict[str, tuple[AgentProviders, AgentSettings]]
+
+
+def build_named_agents(settings: Settings, providers: AgentProviders) -> NamedAgents:
+    """Agents routes name as ``agent:NAME`` (tools, knowledge base, rules of their own).
+
+    Built once at start-up (blocking: knowledge bases are indexed). ``receptionist`` is the
+    reference app in ``examples/receptionist`` (importable when serving from the repository).
+    """
+    names = sorted({r.app.split(":", 1)[1] for r in settings.routes if r.app.startswith("agent:")})
+    out: NamedAgents = {}
+    for name in names:
+        if name != "receptionist":
+            raise ConfigError(f"route names unknown agent {name!r}; known: receptionist")
+        try:
+            from examples.receptionist.app import Receptionist
+        except ImportError as exc:
+            raise ConfigError(
+                "agent:receptionist lives in the repository's examples/ folder: serve from "
+                f"the repository root or put it on PYTHONPATH ({exc})"
+            ) from None
+        data = settings.records.recordings_dir.parent
+        data.mkdir(parents=True, exist_ok=True)
+        rec = Receptionist.create(db=data / "appointments.db", kb_db=data / "knowledge.db")
+        out[name] = (rec.providers(providers), rec.settings)
+    return out
+
+
 def app_factories(
     settings: Settings,
     providers: AgentProviders | None,
     store: ConversationStore | None,
     observer: CallObserver | None,
+    named: NamedAgents | None = None,
 ) -> dict[str, AppFactory]:
     factories: dict[str, AppFactory] = {"websocket": bridge_factory(settings.websocket)}
     if providers is not None:
-        agent = AgentApp(providers, settings.agent, store, observer)
+        default = AgentApp(providers, settings.agent, store, observer)
+        agents = {
+            name: AgentApp(p, s, store, observer) for name, (p, s) in (named or {}).items()
+        }
 
         def agent_factory(rule: RouteRule) -> CallApp:
-            return agent
+            _, _, name = rule.app.partition(":")
+            return agents.get(name, default) if name else default
 
         factories["agent"] = agent_factory
     return factories

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from voxgate.agent.pipeline import AgentProviders
 from voxgate.agent.store import ConversationStore, SqliteStore
 from voxgate.api.app import create_app
-from voxgate.apps import app_factories, build_providers
+from voxgate.apps import app_factories, build_named_agents, build_providers
 from voxgate.calls.manager import CallManager
 from voxgate.calls.router import Router, RouteRule
 from voxgate.config import Settings
@@ -100,9 +100,11 @@ class Node:
             # Models load in a worker thread: the loop stays free (nothing is serving yet,
             # but a slow disk must not look like a hung process to a supervisor's probes).
             providers = await asyncio.to_thread(build_providers, settings.providers, progress, observer)
+        named = None
         if providers is not None:
             store = _conversation_store(settings)
-        factories = app_factories(settings, providers, store, observer)
+            named = await asyncio.to_thread(build_named_agents, settings, providers)
+        factories = app_factories(settings, providers, store, observer, named)
         default = RouteRule(app="agent", name="default") if providers is not None else None
         manager = CallManager(Router(route_rules(settings), factories, default))
         manager.on_start.append(observer.call_started)
