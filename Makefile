@@ -52,7 +52,7 @@ unit: $(STAMP_DEV) $(STAMP_PEERS)
 
 test: lint unit
 
-bench: $(STAMP_DEV)
+bench: $(STAMP_DEV) $(STAMP_PEERS)
 	$(PY) bench/run_all.py
 
 clean:
