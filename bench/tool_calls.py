@@ -88,6 +88,8 @@ class Case:
     args: dict[str, Callable[[Any], bool]] = field(default_factory=dict)
     fact: str = ""
     """FAQ: a word the answer should contain (reported, not part of correctness)."""
+    alt: tuple[tuple[str | None, dict[str, Callable[[Any], bool]]], ...] = ()
+    """Other acceptable (tool, argument checks), e.g. asking back or a tool that asks back."""
 
 
 TUE, WED, THU, FRI, SAT = (TODAY + dt.timedelta(days=d) for d in (6, 7, 1, 2, 3))
@@ -170,16 +172,25 @@ class Row:
 
 
 def check(case: Case, call: ToolCall | None) -> tuple[bool, bool, Args | None]:
-    """(correct, right tool, parsed args)."""
+    """(correct, right tool, parsed args); any of ``case.alt`` counts as well."""
+    result = _check_one(case.tool, case.args, call)
+    for tool, checks in case.alt:
+        if not result[0]:
+            other = _check_one(tool, checks, call)
+            result = other if other[0] or (other[1] and not result[1]) else result
+    return result
+
+
+def _check_one(tool: str | None, checks: dict[str, Callable[[Any], bool]], call: ToolCall | None) -> tuple[bool, bool, Args | None]:
     if call is None:
-        return case.tool is None, case.tool is None, None
+        return tool is None, tool is None, None
     try:
         args = json.loads(call.arguments)
     except json.JSONDecodeError:
-        return False, call.name == case.tool, None
-    if call.name != case.tool:
+        return False, call.name == tool, None
+    if call.name != tool:
         return False, False, args
-    return all(ok(args.get(k)) for k, ok in case.args.items()), True, args
+    return all(ok(args.get(k)) for k, ok in checks.items()), True, args
 
 
 def by_rules(text: str) -> ToolCall | None:
