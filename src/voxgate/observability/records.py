@@ -253,42 +253,15 @@ class CallRecords:
             if row is None:
                 return None
             out = _row_dict(row)
-            out["turns"] = [
-                _row_dict(t)
-                for t in (
-                    await db.scalars(
-                        select(TurnRow).where(TurnRow.call_id == call_id).order_by(TurnRow.index)
-                    )
-                ).all()
-            ]
-            out["transcript"] = [
-                _row_dict(t)
-                for t in (
-                    await db.scalars(
-                        select(TranscriptRow)
-                        .where(TranscriptRow.call_id == call_id)
-                        .order_by(TranscriptRow.id)
-                    )
-                ).all()
-            ]
-            out["events"] = [
-                _row_dict(e)
-                for e in (
-                    await db.scalars(
-                        select(EventRow).where(EventRow.call_id == call_id).order_by(EventRow.id)
-                    )
-                ).all()
-            ]
-            out["network"] = [
-                _row_dict(n)
-                for n in (
-                    await db.scalars(
-                        select(NetworkRow)
-                        .where(NetworkRow.call_id == call_id)
-                        .order_by(NetworkRow.offset_s)
-                    )
-                ).all()
-            ]
+            children: tuple[tuple[str, Any, Any], ...] = (
+                ("turns", TurnRow, TurnRow.index),
+                ("transcript", TranscriptRow, TranscriptRow.id),
+                ("events", EventRow, EventRow.id),
+                ("network", NetworkRow, NetworkRow.offset_s),
+            )
+            for key, table, order in children:
+                rows = await db.scalars(select(table).where(table.call_id == call_id).order_by(order))
+                out[key] = [_row_dict(r) for r in rows.all()]
             return out
 
     async def list_calls(self, flt: CallFilter = CallFilter()) -> list[dict[str, Any]]:
