@@ -108,9 +108,11 @@ class AgentSettings(_Model):
     max_history_messages: int = Field(40, ge=2)
     early_intent: bool = True
     intent_stable_ms: int = Field(250, ge=0)
-    prewarm_llm: bool = False
+    prewarm_llm: bool | None = None
     """At call start, let the LLM read the system prompt while the greeting plays (worth it
-    for an embedded model with a prompt cache; an extra request for a hosted one)."""
+    for an embedded model with a prompt cache; an extra request for a hosted one). None
+    (default): on when the LLM says it keeps a prompt cache (``prompt_cache = True``, the
+    embedded llama.cpp model), off otherwise."""
     hangup_after_farewell_s: float = Field(10.0, gt=0.0)
     """Hang up this long after the farewell started even if its playback was never confirmed."""
     turn: TurnSettings = Field(default_factory=TurnSettings)

@@ -192,7 +192,10 @@ class AgentPipeline:
             greeting, hangup = self._knowledge.greeting(greeting)
         if greeting:
             self._floor.start(TurnRecord(-1), fixed_text=greeting, hang_up_after=hangup)
-        if self.settings.prewarm_llm:
+        prewarm = self.settings.prewarm_llm
+        if prewarm is None:  # auto: only a local model with a prompt cache gains from it
+            prewarm = getattr(self.providers.llm, "prompt_cache", False) is True
+        if prewarm:
             self._spawn(self._prewarm_llm())
         try:
             async for frame in self.session.audio():

@@ -201,6 +201,10 @@ class LlamaLLM:
     model on topic; tool calls are always generated greedily.
     """
 
+    prompt_cache = True
+    """llama.cpp keeps the KV cache of the last prompt: the agent pre-reads its system prompt
+    at call start (``AgentSettings.prewarm_llm``)."""
+
     def __init__(
         self,
         *,
