@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -53,6 +54,15 @@ def banner(settings: Settings, generated_token: str | None, sip_uri: str | None 
     return "\n".join(lines)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: on SIGTERM it would stop at once, closing
+    every WebSocket (1012) before the node could drain. ``serve`` handles the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(settings: Settings) -> None:
     from voxgate.node import Node
 
@@ -68,13 +78,12 @@ async def serve(settings: Settings) -> None:
         loop="none",
         ws_max_size=settings.websocket.max_message_bytes,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    config.install_signal_handlers = False  # type: ignore[attr-defined]
     server_task = asyncio.create_task(server.serve())
     while not server.started:
         if server_task.done():
