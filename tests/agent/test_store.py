@@ -80,3 +80,15 @@ async def test_sqlite_file_survives_reopen(tmp_path: Path) -> None:
     conv = await s2.load("call-1")
     await s2.close()
     assert conv is not None and conv.chat_history() == [ChatMessage("user", "remember me")]
+
+
+async def test_sqlite_calls_starting_together_on_a_fresh_file(tmp_path: Path) -> None:
+    """Two calls' first loads must not race to create the tables ("already exists")."""
+    import asyncio
+
+    s = SqliteStore(f"sqlite+aiosqlite:///{tmp_path}/fresh.db")
+    try:
+        loaded = await asyncio.gather(*(s.load(f"conv_{i}") for i in range(4)))
+        assert loaded == [None] * 4
+    finally:
+        await s.close()

@@ -13,6 +13,7 @@ what the caller heard.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -241,12 +242,17 @@ class SqliteStore:
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         self._engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._ready = False
+        self._init_lock = asyncio.Lock()
 
     async def _init(self) -> None:
-        if not self._ready:
-            async with self._engine.begin() as conn:
-                await conn.run_sync(_meta.create_all)
-            self._ready = True
+        if self._ready:
+            return
+        # Calls starting together on a fresh DB would race to CREATE TABLE ("already exists").
+        async with self._init_lock:
+            if not self._ready:
+                async with self._engine.begin() as conn:
+                    await conn.run_sync(_meta.create_all)
+                self._ready = True
 
     @staticmethod
     async def _touch(conn: AsyncConnection, conversation_id: str, metadata: dict[str, str] | None = None) -> None:
