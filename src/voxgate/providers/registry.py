@@ -46,6 +46,8 @@ class EmbeddedModels:
                 p.close()
 
 
+FAKE_STT_SENTENCE = "Hello, I would like to know your opening hours."
+
 _lock = threading.Lock()
 _embedded = EmbeddedModels()
 
@@ -125,7 +127,9 @@ def build_stt(name: str, **options: Any) -> StreamingSTT:
     if name == "fake":
         from voxgate.providers.stt.fake import FakeSTT
 
-        return FakeSTT(**options)
+        # From config (no options): a fake that "hears" one fixed sentence per utterance, so
+        # a node on fake providers has real turns (smoke tests, drain/crash tests).
+        return FakeSTT(**(options or {"utterances": [FAKE_STT_SENTENCE], "repeat": True}))
     raise ConfigError(f"unknown STT provider {name!r}; choose embedded or fake")
 
 

@@ -12,7 +12,8 @@ Contract shared with ``WhisperSTT`` (so pipeline tests transfer): every ``flush(
 exactly one final ``Transcript`` (text may be ``""`` when the script is exhausted), after the
 partials of that utterance; word timings and ``start``/``end`` are seconds of audio pushed to
 the stream. Each ``stream()`` starts the script from its first utterance. Items in the script
-may be ``FakeUtterance`` to set a confidence. Timing: ``final_latency`` seconds between
+may be ``FakeUtterance`` to set a confidence; ``repeat=True`` cycles through the script
+instead of running out. Timing: ``final_latency`` seconds between
 ``flush()`` and the final. Failures: ``fault=Fault(...)``, where ``after`` counts transcripts
 of the stream (per-stream arming, ``times`` counts streams). Inspection: ``streams`` holds every
 stream opened; each has ``frames``, ``audio_seconds``, ``sample_rates`` and ``closed``.
@@ -53,6 +54,8 @@ class FakeSTTStream:
 
     def _current(self) -> FakeUtterance | None:
         script = self._owner.utterances
+        if self._owner.repeat and script:
+            return script[self._index % len(script)]
         return script[self._index] if self._index < len(script) else None
 
     def push_frame(self, frame: AudioFrame) -> None:
@@ -122,8 +125,10 @@ class FakeSTT:
         final_latency: float = 0.0,
         fault: Fault | None = None,
         name: str = "fake-stt",
+        repeat: bool = False,
     ) -> None:
         self.name = name
+        self.repeat = repeat
         self.sample_rate = sample_rate
         self.utterances = [FakeUtterance(u) if isinstance(u, str) else u for u in utterances]
         self.partial_every_ms = partial_every_ms
