@@ -120,11 +120,15 @@ class AgentSettings(_Model):
     backchannel: BackchannelSettings = Field(default_factory=BackchannelSettings)
     chunker_first_min_chars: int = Field(5, ge=1)
     chunker_min_chars: int = Field(40, ge=1)
+    chunker_first_max_words: int = Field(6, ge=0)
+    """Cut a first sentence that has no early comma after this many words (0: never)."""
 
     def intent_config(self) -> IntentConfig:
         return IntentConfig(enabled=self.early_intent, stable_ms=self.intent_stable_ms)
 
     def chunker_config(self) -> ChunkerConfig:
         return ChunkerConfig(
-            first_min_chars=self.chunker_first_min_chars, min_chars=self.chunker_min_chars
+            first_min_chars=self.chunker_first_min_chars,
+            min_chars=self.chunker_min_chars,
+            first_max_words=self.chunker_first_max_words,
         )
