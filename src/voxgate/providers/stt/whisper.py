@@ -137,7 +137,7 @@ class WhisperSTT:
             device="cpu",
             compute_type="int8",
             cpu_threads=cpu_threads,
-            num_workers=workers,
+            num_workers=workers + 1,  # one CTranslate2 replica more, for the partials
             local_files_only=True,
         )
         if warmup:  # the first decode is ~2x slower (allocations); pay it at start-up
