@@ -65,6 +65,8 @@ class Sample:
     stages: dict[str, float]
     v2v: float
     speculative: bool
+    user_text: str = ""
+    agent_text: str = ""
 
 
 @dataclass
@@ -125,7 +127,7 @@ async def one_call(providers: AgentProviders, path: Path, label: str) -> Sample:
     stages["endpointing"] = rec.endpoint - true_end  # includes the VAD's own hangover
     v2v = rec.first_audio_out - true_end
     stages["overhead"] = max(0.0, v2v - sum(stages[k] for k in STAGES if k != "overhead"))
-    return Sample(label, stages, v2v, rec.speculative)
+    return Sample(label, stages, v2v, rec.speculative, rec.user_text, rec.agent_text)
 
 
 async def run_all(name: str, make: object, items: list[tuple[str, Path, str]]) -> Run:
@@ -235,11 +237,17 @@ async def main(args: argparse.Namespace) -> str:
         runs.append(await run_all("embedded", lambda _t: embedded, items))
         frame_costs["embedded"] = list(FRAME_COSTS)
     FRAME_COSTS.clear()
-    runs.append(await run_all("zero-latency fakes", fake_providers, items))
-    frame_costs["zero-latency fakes"] = list(FRAME_COSTS)
-    default_barge = await barge_in(eager=False)
-    eager_barge = await barge_in(eager=True)
+    default_barge: list[tuple[float, float]] = []
+    eager_barge: list[tuple[float, float]] = []
+    if not args.embedded_only:
+        runs.append(await run_all("zero-latency fakes", fake_providers, items))
+        frame_costs["zero-latency fakes"] = list(FRAME_COSTS)
+        default_barge = await barge_in(eager=False)
+        eager_barge = await barge_in(eager=True)
     wall = time.perf_counter() - t0
+    if args.samples is not None:
+        args.samples.write_text(json.dumps(
+            {r.name: [vars(s) for s in r.samples] for r in runs}, indent=1))
 
     spec = {r.name: sum(s.speculative for s in r.samples) for r in runs}
     lines = [
@@ -287,6 +295,8 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="Piper voice at 8 kHz only")
     parser.add_argument("--fakes-only", action="store_true", help="skip the embedded models")
     parser.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument("--embedded-only", action="store_true", help="skip the fakes and barge-in")
+    parser.add_argument("--samples", type=Path, help="write every call's stages and texts (JSON)")
     args = parser.parse_args()
     section = asyncio.run(main(args))
     print(section)
