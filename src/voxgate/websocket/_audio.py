@@ -39,11 +39,13 @@ class WireEncoder:
 
     def encode(self, pcm: Pcm16) -> list[bytes]:
         """Whole 20 ms chunks; a remainder waits for more audio or :meth:`flush`."""
+        n = self.frame_samples
+        if pcm.shape[0] == n and not self._pending.shape[0] and self._resampler.passthrough:
+            return [self._encode(pcm)]  # the common case: one 20 ms frame at the wire rate
         if not self._resampler.passthrough:
             pcm = self._resampler.process(pcm)
         if self._pending.shape[0]:
             pcm = np.concatenate((self._pending, pcm))
-        n = self.frame_samples
         whole = pcm.shape[0] - pcm.shape[0] % n
         self._pending = pcm[whole:]
         return [self._encode(pcm[i : i + n]) for i in range(0, whole, n)]

@@ -32,6 +32,9 @@ from voxgate.websocket.errors import (
 
 log = logging.getLogger(__name__)
 
+SEND_BATCH = 64
+"""Most messages sent under one stall timeout (64 x 20 ms = 1.28 s of audio)."""
+
 START_TIMEOUT_S = 10.0
 """A socket that has not started a call by then is closed (1008): idle sockets cost memory."""
 
@@ -133,26 +136,34 @@ class EdgeConnection:
         return before - len(self._queue)
 
     async def _send_loop(self) -> None:
-        ws = self.ws
+        # Hot path (one wake-up per 20 ms frame per stream): everything queued is drained
+        # under one stall timeout (at most SEND_BATCH messages, so a slow but reading peer
+        # is not cut off by a long backlog), and messages go to the ASGI ``send`` directly.
+        # Measured with bench/ws_streams.py: the per-message ``asyncio.timeout`` and the
+        # ``send_text`` wrapper were ~7 % of the server's CPU at 150 streams.
+        send = self.ws.send
         timeout = self.settings.send_stall_timeout_s
         while True:
             while not self._queue:
                 self._drained.set()
                 self._wake.clear()
                 await self._wake.wait()
-            message, _ = self._queue.popleft()
             try:
                 async with asyncio.timeout(timeout):
-                    if isinstance(message, str):
-                        await ws.send_text(message)
-                    else:
-                        await ws.send_bytes(message)
+                    for _ in range(SEND_BATCH):
+                        if not self._queue:
+                            break
+                        message = self._queue.popleft()[0]
+                        if type(message) is str:
+                            await send({"type": "websocket.send", "text": message})
+                        else:
+                            await send({"type": "websocket.send", "bytes": message})
+                        self.sent_messages += 1
             except TimeoutError:
                 self.fail(CLOSE_SLOW_CONSUMER, f"peer is not reading: a send stalled {timeout}s")
                 return
             except Exception:  # the socket went away; the receive side reports it
                 return
-            self.sent_messages += 1
 
     async def flush(self) -> None:
         """Wait (at most 2 s) until queued messages are handed to the socket, before a close."""

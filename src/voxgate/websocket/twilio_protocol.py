@@ -133,6 +133,7 @@ class TwilioServerProtocol:
         self.last_sequence = 0
         self.sequence_gaps = 0
         """Messages missing between consecutive sequenceNumbers (lost upstream)."""
+        self._media_prefix: str | None = None
 
     @property
     def stream_sid(self) -> str:
@@ -290,9 +291,12 @@ class TwilioServerProtocol:
     def media(self, payload: bytes) -> str:
         """One outbound ``media`` message (payload: mu-law bytes, normally 160)."""
         # Built by concatenation: this runs 50 times a second per call. The sid is
-        # JSON-escaped once, so a hostile streamSid cannot inject fields.
-        prefix = '{"event":"media","streamSid":' + json.dumps(self.stream_sid)
-        return prefix + ',"media":{"payload":"' + base64.b64encode(payload).decode() + '"}}'
+        # JSON-escaped once per stream, so a hostile streamSid cannot inject fields.
+        prefix = self._media_prefix
+        if prefix is None:
+            prefix = '{"event":"media","streamSid":' + json.dumps(self.stream_sid)
+            prefix = self._media_prefix = prefix + ',"media":{"payload":"'
+        return prefix + base64.b64encode(payload).decode() + '"}}'
 
     def mark(self, name: str) -> str:
         return json.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
