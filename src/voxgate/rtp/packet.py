@@ -37,6 +37,9 @@ RTP_HEADER_SIZE = 12
 _HEADER = struct.Struct("!BBHII")
 _unpack_header = _HEADER.unpack_from
 _pack_header = _HEADER.pack
+pack_header = _pack_header
+"""``pack_header(0x80, marker | pt, seq, ts, ssrc)``: the fixed 12-byte header (no CSRC,
+extension or padding), for senders that build audio packets straight to bytes."""
 _new = object.__new__
 # NamedTuple's generated __new__ is a Python function; calling tuple.__new__ directly builds
 # the same object in about half the time.

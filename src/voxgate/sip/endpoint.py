@@ -39,7 +39,7 @@ from voxgate.observability.observer import CallObserver
 from voxgate.sip.auth import DigestChallenger, Password
 from voxgate.sip.call import ALLOW, SipCall
 from voxgate.sip.errors import SipParseError
-from voxgate.sip.media import MediaOptions, NetworkReport, PortPool, RtpSession
+from voxgate.sip.media import MediaClock, MediaOptions, NetworkReport, PortPool, RtpSession
 from voxgate.sip.message import SipMessage, SipRequest, SipResponse, make_response
 from voxgate.sip.offer_answer import MediaCapabilities
 from voxgate.sip.registrar import Registrar
@@ -159,6 +159,7 @@ class SipEdge:
             ssl_context=options.tls_context,
         )  # fmt: skip
         self.pool = PortPool(*options.rtp_ports)
+        self.media_clock = MediaClock(options.media.frame_ms / 1000, options.media.clock_slots)
         self.registrar = Registrar(*options.register_expires)
         self.challenger: DigestChallenger | None = None
         if options.users:
@@ -267,6 +268,7 @@ class SipEdge:
         return RtpSession(
             session, playout, pool=self.pool, host=self.options.host,
             options=self.options.media, on_timeout=on_timeout, on_report=on_report,
+            clock=self.media_clock,
         )  # fmt: skip
 
     def count_sdp_rejection(self) -> None:
@@ -598,10 +600,14 @@ class SipEdge:
                 return trunk
         raise KeyError(name or "no trunk configured")
 
-    def dial(self, target: str, *, trunk: str | None = None, caller: str | None = None) -> SipCall:
+    def dial(
+        self, target: str, *, trunk: str | None = None, caller: str | None = None,
+        app: str | None = None,
+    ) -> SipCall:  # fmt: skip
         """Place a call to ``target`` through a trunk; returns at once (the call rings on).
 
-        The app is started by the ``CallManager`` when the far end answers; the session's
+        The app is started by the ``CallManager`` when the far end answers: ``app`` when
+        given (``session.requested_app``), else the route for the callee. The session's
         ``metadata["sip_state"]`` tells dialing/ringing/answered/ended meanwhile.
         """
         chosen = self.trunk(trunk)
@@ -613,6 +619,7 @@ class SipEdge:
             caller=caller or chosen.from_user or chosen.username or "voxgate", callee=target,
         )  # fmt: skip
         call.session.metadata["trunk"] = chosen.name
+        call.session.requested_app = app
         self.calls[call.call_id] = call
         self._spawn(self._guard(call, call.run_outbound(chosen, target)), f"sip-out-{call.call_id}")
         return call

@@ -50,9 +50,9 @@ from voxgate.rtp.rtcp import (
 )
 from voxgate.rtp.stats import ReceiverStats, ntp_middle32
 from voxgate.sip.offer_answer import NegotiatedMedia
-from voxgate.sip.rtp_stream import PacketClock, RtpSender
+from voxgate.sip.rtp_stream import PacketClock, RtpSender, SharedClock
 
-__all__ = ["MediaOptions", "NetworkReport", "PortPool", "RtpSession"]
+__all__ = ["MediaClock", "MediaOptions", "NetworkReport", "PortPool", "RtpSession"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ class MediaOptions:
     jitter_max_ms: float = 200.0
     media_timeout_s: float = 30.0
     frame_ms: int = 20
+    clock_slots: int = 4
+    """Phase-staggered ticks per frame shared by all calls of an edge (see :class:`MediaClock`)."""
     measure_lateness: bool = False
     """Keep ``perf_counter() - n * period`` of every packet sent in :attr:`RtpSession.lateness`
     (benchmarks): its spread around the median is the pacer's send jitter. Measured on
@@ -124,6 +126,62 @@ class PortPool:
         self._used.discard(port)
 
 
+class MediaClock:
+    """The event-loop side of a :class:`~voxgate.sip.rtp_stream.SharedClock`: one timer for
+    every RTP session of an edge (per call it was one timer, re-armed 50 times a second).
+
+    The timer sleeps until the earliest slot tick; a wake-up runs the ``_on_clock`` of every
+    session in the slots that ticked, each draining its own :class:`PacketClock`.
+    """
+
+    def __init__(self, period: float = 0.02, slots: int = 4) -> None:
+        self.period = period
+        self.slots = slots
+        self._shared: SharedClock[RtpSession] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at: float | None = None
+
+    def __len__(self) -> int:
+        return 0 if self._shared is None else len(self._shared)
+
+    def join(self, member: RtpSession) -> PacketClock:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._shared is None or self._loop is not loop:
+            self._shared = SharedClock(now, self.period, self.slots, early=TIMER_SLACK)
+            self._loop, self._timer, self._armed_at = loop, None, None
+        clock = self._shared.join(member, now)
+        self._arm()
+        return clock
+
+    def leave(self, member: RtpSession) -> None:
+        if self._shared is None:
+            return
+        self._shared.leave(member)
+        if not len(self._shared) and self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._armed_at = None
+
+    def _arm(self) -> None:
+        assert self._shared is not None and self._loop is not None
+        due = self._shared.next_due()
+        if due is None or (self._armed_at is not None and self._armed_at <= due):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_at = due
+        self._timer = self._loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        shared, loop = self._shared, self._loop
+        assert shared is not None and loop is not None
+        self._timer = self._armed_at = None
+        for member in shared.due(loop.time()):
+            member._on_clock()  # noqa: SLF001
+        self._arm()
+
+
 class _Socket(asyncio.DatagramProtocol):
     def __init__(self, on_data: Callable[[bytes, tuple[str, int]], None]) -> None:
         self.on_data = on_data
@@ -153,6 +211,7 @@ class RtpSession:
         options: MediaOptions | None = None,
         on_timeout: Callable[[], None] | None = None,
         on_report: Callable[[NetworkReport], None] | None = None,
+        clock: MediaClock | None = None,
     ) -> None:
         self.session = session
         self.playout = playout
@@ -181,7 +240,7 @@ class RtpSession:
         self._tx_srtp: pylibsrtp.Session | None = None
         self._rx_srtp: pylibsrtp.Session | None = None
         self._clock: PacketClock | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._media_clock = clock or MediaClock(self.options.frame_ms / 1000, 1)
         self._last_rx = 0.0
         self._timed_out = False
         self._next_rtcp = RTCP_INTERVAL_TICKS
@@ -239,8 +298,8 @@ class RtpSession:
         self._last_rx = loop.time()  # the timeout counts from each negotiation
         self._timed_out = False
         if self._clock is None:
-            self._clock = PacketClock(loop.time(), self.options.frame_ms / 1000, early=TIMER_SLACK)
-            self._schedule()
+            self._clock = self._media_clock.join(self)
+            self._next_rtcp = self._clock.n + RTCP_INTERVAL_TICKS
 
     def _setup_codec(self, media: NegotiatedMedia, *, keep_clock: bool) -> None:
         rate = self.session.sample_rate
@@ -305,8 +364,7 @@ class RtpSession:
         if self._closed:
             return
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
+        self._media_clock.leave(self)
         for sock in (self._rtp, self._rtcp):
             if sock is not None and sock.transport is not None:
                 sock.transport.close()
@@ -398,12 +456,8 @@ class RtpSession:
 
     # -- the tick -------------------------------------------------------------------------
 
-    def _schedule(self) -> None:
-        assert self._clock is not None
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_at(self._clock.due(), self._on_timer)
-
-    def _on_timer(self) -> None:
+    def _on_clock(self) -> None:
+        """This call's slot of the :class:`MediaClock` ticked: send what is due."""
         if self._closed:
             return
         clock = self._clock
@@ -416,8 +470,6 @@ class RtpSession:
                 self._tick(n, now)
         except Exception:
             log.exception("rtp tick failed on call %s", self.session.call_id)
-        if not self._closed:
-            self._schedule()
 
     def _tick(self, n: int, now: float) -> None:
         media = self.negotiated
@@ -431,16 +483,16 @@ class RtpSession:
         if media.sending and self.remote is not None:
             rtp = self._rtp
             assert rtp is not None and rtp.transport is not None
-            for packet in sender.packets(n, pcm, now):
-                data = packet.serialize()
+            for data in sender.wire(n, pcm, now):
                 if self._tx_srtp is not None:
                     data = self._tx_srtp.protect(data)
                 rtp.transport.sendto(data, self.remote)
                 self.packets_out += 1
         if n % TIMEOUT_CHECK_TICKS == 0:
             self._check_timeout(now)
-        if self._dtmf_in is not None and self._dtmf_in.next_timeout() is not None:
-            for event in self._dtmf_in.poll(now):
+        dtmf_in = self._dtmf_in
+        if dtmf_in is not None and dtmf_in.next_timeout() is not None:
+            for event in dtmf_in.poll(now):
                 self.session.feed_event(
                     DtmfReceived(event.digit, round(event.duration_seconds * 1000))
                 )

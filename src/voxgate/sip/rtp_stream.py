@@ -14,8 +14,10 @@ is derived from the same index ``n``, so media time and wall time cannot diverge
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections import deque
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -23,10 +25,12 @@ from voxgate.audio.codec import Encoder
 from voxgate.audio.frame import Pcm16
 from voxgate.audio.resample import StreamResampler
 from voxgate.rtp.dtmf import DtmfSender
-from voxgate.rtp.packet import RtpPacket
+from voxgate.rtp.packet import RtpPacket, pack_header
 from voxgate.rtp.stats import SenderStats
 
-__all__ = ["PacketClock", "RtpSender"]
+__all__ = ["PacketClock", "RtpSender", "SharedClock"]
+
+M = TypeVar("M")
 
 
 class PacketClock:
@@ -77,6 +81,88 @@ class PacketClock:
             self.skipped += skip
         self.n = n + 1
         return n
+
+
+class SharedClock(Generic[M]):
+    """One clock for many streams: ``slots`` phase-staggered ticks instead of a timer each.
+
+    Slot ``k`` ticks at ``origin + k * period / slots + j * period``. A stream that joins
+    gets its own :class:`PacketClock` laid on the grid of the least loaded slot (same ``t0``,
+    its index starting at that slot's next tick), so its deadlines are bit-for-bit the slot's:
+    when the slot wakes, every member's packet is due, per-stream pacing stays on absolute
+    times (no drift) and a stall skips the same way for each. The event loop then runs
+    ``slots`` timers per period whatever the number of calls, and each wake-up pulls and
+    sends a batch; staggering the slots keeps a batch small enough to leave within its
+    ``period / slots`` window.
+
+    Pure: the driver asks :meth:`next_due`, sleeps until then and calls :meth:`due` with
+    the time it woke up; ``due`` returns the members whose slot ticked (each member then
+    drains its own clock).
+    """
+
+    __slots__ = ("_clocks", "_members", "_tuples", "early", "max_late", "period")
+
+    def __init__(
+        self,
+        origin: float,
+        period: float = 0.02,
+        slots: int = 4,
+        max_late: float = 0.2,
+        early: float = 0.0,
+    ) -> None:
+        if slots < 1:
+            raise ValueError("need at least one slot")
+        self.period = period
+        self.max_late = max_late
+        self.early = early
+        self._clocks = [
+            PacketClock(origin + k * period / slots, period, max_late, early) for k in range(slots)
+        ]
+        self._members: list[dict[M, PacketClock]] = [{} for _ in range(slots)]
+        self._tuples: list[tuple[M, ...]] = [() for _ in range(slots)]
+
+    def __len__(self) -> int:
+        return sum(len(m) for m in self._members)
+
+    def join(self, member: M, now: float) -> PacketClock:
+        """Add ``member`` at ``now``; returns its clock (first packet at the slot's next tick)."""
+        self.leave(member)
+        k = min(range(len(self._clocks)), key=lambda i: len(self._members[i]))
+        slot = self._clocks[k]
+        if not self._members[k]:
+            # An idle slot's clock stood still: move it to its first tick at or after now.
+            slot.n = max(0, math.ceil((now - slot.early - slot.t0) / slot.period))
+        clock = PacketClock(slot.t0, slot.period, slot.max_late, slot.early)
+        clock.n = slot.n
+        self._members[k][member] = clock
+        self._tuples[k] = tuple(self._members[k])
+        return clock
+
+    def leave(self, member: M) -> None:
+        for k, members in enumerate(self._members):
+            if members.pop(member, None) is not None:
+                self._tuples[k] = tuple(members)
+                return
+
+    def next_due(self) -> float | None:
+        """The earliest tick of a slot with members (None: no member, nothing to wake for)."""
+        best: float | None = None
+        for clock, members in zip(self._clocks, self._members, strict=True):
+            if members:
+                due = clock.due()
+                if best is None or due < best:
+                    best = due
+        return best
+
+    def due(self, now: float) -> list[M]:
+        """Members of every slot that ticked by ``now``, in slot then join order."""
+        out: list[M] = []
+        for clock, members in zip(self._clocks, self._tuples, strict=True):
+            if members and clock.take(now) is not None:
+                while clock.take(now) is not None:
+                    pass  # late by more than a tick: the members catch up on their own clocks
+                out.extend(members)
+        return out
 
 
 class RtpSender:
@@ -152,6 +238,22 @@ class RtpSender:
             last = max(last, tick)
         self.sequence = (self.sequence + len(scheduled)) & 0xFFFF
         self._dtmf_until = last + max(0, round(gap / period))
+
+    def wire(self, n: int, pcm: Pcm16 | None, now: float) -> list[bytes]:
+        """:meth:`packets` for tick ``n`` already serialized; the common audio packet is
+        built straight to bytes (no :class:`RtpPacket` on the way: one a call every 20 ms)."""
+        if self._digits or self._dtmf or (pcm is not None and pcm.shape[0] != self._pcm_samples):
+            return [p.serialize() for p in self.packets(n, pcm, now)]
+        payload = self._silence if pcm is None else self.encoder.encode(self._resampler.process(pcm))
+        ts = (self.ts0 + n * self.samples_per_packet) & 0xFFFF_FFFF
+        seq = self.sequence
+        data = pack_header(
+            0x80, (0x80 if self._first else 0) | self.payload_type, seq, ts, self.ssrc
+        ) + payload
+        self._first = False
+        self.sequence = (seq + 1) & 0xFFFF
+        self.stats.on_packet_sent(len(payload), ts, now)
+        return [data]
 
     def packets(self, n: int, pcm: Pcm16 | None, now: float) -> list[RtpPacket]:
         """The packets to send for tick ``n`` (normally one; ``pcm`` None = silence)."""
