@@ -1,13 +1,16 @@
-"""SIP gateway load: sipp calls voxgate with RTP both ways; uvloop vs asyncio in one run.
+"""SIP gateway load: sipp calls voxgate with RTP both ways, echo and prompt routes.
 
-    .venv/bin/python bench/sip_load.py            # full run (~4-6 min on 2 cores)
-    .venv/bin/python bench/sip_load.py --quick    # smaller steps, for a smoke check
+    .venv/bin/python bench/sip_load.py                   # full run (~6-10 min on 2 cores)
+    .venv/bin/python bench/sip_load.py --quick           # smaller steps, for a smoke check
+    .venv/bin/python bench/sip_load.py --loops uvloop asyncio --apps echo prompt --hold-s 60
 
-For each event loop a voxgate SIP edge runs in a child process (so its CPU is measured
-alone) with a "prompt" app: it plays a tone forever and decodes everything it receives.
-sipp (SIPp 3.6) places the calls with ``-rtp_echo``, so every packet we send comes back and
-each call carries 50 packets/s in each direction through the whole media path (jitter
-buffer, decode + resample to 16 kHz, resample + encode, pacer).
+For each event loop and route a voxgate SIP edge runs in a child process (so its CPU is
+measured alone) with one of two apps: "echo" sends back every frame it receives, "prompt"
+plays a tone forever and decodes (drains) everything it receives. sipp (SIPp 3.6) places
+the calls with ``-rtp_echo``, so every packet we send comes back and each call carries 50
+packets/s in each direction through the whole media path (jitter buffer, decode + resample
+to 16 kHz, resample + encode, pacer). sipp runs on the same cores: its CPU (all threads,
+from /proc) is measured over the same window and reported separately.
 
 * calls set up per second: batches at increasing rates, the highest rate with no failed call;
 * concurrency: steps of N calls held open; at each step, once all N are up, a measuring
@@ -106,15 +109,15 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 # --- the child: a voxgate edge with a prompt app, answering stats requests on stdin ---------
 
 
-def serve(loop_kind: str, port: int) -> None:
+def serve(loop_kind: str, port: int, app_kind: str = "prompt") -> None:
     if loop_kind == "uvloop":
         import uvloop
 
         uvloop.install()
-    asyncio.run(_serve(port))
+    asyncio.run(_serve(port, app_kind))
 
 
-async def _serve(port: int) -> None:
+async def _serve(port: int, app_kind: str = "prompt") -> None:
     from voxgate.audio.frame import AudioFrame
     from voxgate.calls.manager import CallManager
     from voxgate.calls.router import Router
@@ -142,7 +145,14 @@ async def _serve(port: int) -> None:
             finally:
                 task.cancel()
 
-    app = PromptApp()
+    class EchoApp:
+        name = "echo"
+
+        async def run(self, session: CallSession) -> None:
+            async for frame in session.audio():
+                session.sink.write(frame)
+
+    app = EchoApp() if app_kind == "echo" else PromptApp()
     manager = CallManager(Router([], {"agent": lambda rule: app}))  # type: ignore[dict-item]
     options = SipEdgeOptions(
         ports={"udp": port}, allowed=[ipaddress.ip_network("127.0.0.0/8")],
@@ -223,15 +233,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Child:
-    def __init__(self, loop_kind: str) -> None:
+    def __init__(self, loop_kind: str, app_kind: str = "prompt") -> None:
         self.loop_kind = loop_kind
+        self.app_kind = app_kind
+        self.label = f"{loop_kind}/{app_kind}"
         self.port = _free_port()
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> Child:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--serve", self.loop_kind, "--port", str(self.port),
+            "--app", self.app_kind,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -305,7 +328,7 @@ async def cps_phase(child: Child, workdir: Path, rates: list[int]) -> dict[str, 
         ok, failed = _sipp_counts(workdir, child.port, calls, rate)
         achieved = ok / max(elapsed - 1.0, 1e-3)
         print(
-            f"  [{child.loop_kind}] cps {rate} requested: {ok} ok, {failed} failed, rc={rc}, "
+            f"  [{child.label}] cps {rate} requested: {ok} ok, {failed} failed, rc={rc}, "
             f"{elapsed:.1f} s, achieved {achieved:.0f}/s", flush=True,
         )  # fmt: skip
         if rc != 0 or failed:
@@ -318,14 +341,15 @@ async def cps_phase(child: Child, workdir: Path, rates: list[int]) -> dict[str, 
 
 
 async def concurrency_phase(
-    child: Child, workdir: Path, steps: list[int], window_s: float
+    child: Child, workdir: Path, steps: list[int], window_s: float, hold_s: float = 0.0
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for n in steps:
         rate = min(100, max(20, n // 5))
         ramp = n / rate
-        hold_ms = int((ramp + window_s + 4) * 1000)
-        proc = await _sipp(workdir, child.port, calls=n, rate=rate, limit=n, hold_ms=hold_ms, timeout_s=int(ramp + window_s + 40))
+        hold = max(hold_s, ramp + window_s + 4)
+        hold_ms = int(hold * 1000)
+        proc = await _sipp(workdir, child.port, calls=n, rate=rate, limit=n, hold_ms=hold_ms, timeout_s=int(ramp + hold + 40))
         deadline = time.monotonic() + ramp + 20
         while (await child.ask("stats"))["calls"] < n and time.monotonic() < deadline:
             if proc.returncode is not None:
@@ -333,22 +357,28 @@ async def concurrency_phase(
             await asyncio.sleep(0.5)
         await asyncio.sleep(1.0)  # jitter buffers settle
         await child.ask("reset")
+        sipp0, t0 = _proc_cpu_s(proc.pid), time.monotonic()
         await asyncio.sleep(window_s)
         stats = await child.ask("stats")
-        rc = await asyncio.wait_for(proc.wait(), ramp + window_s + 60)
+        sipp_pct = 100 * (_proc_cpu_s(proc.pid) - sipp0) / (time.monotonic() - t0)
+        rc = await asyncio.wait_for(proc.wait(), ramp + hold + 60)
         ok, failed = _sipp_counts(workdir, child.port, n, rate)
         per_call_s = stats["wall_s"] * max(1, stats["calls"])
         row = {
             "n": n, "up": stats["calls"], "ok": ok, "failed": failed, "rc": rc,
             "cpu_pct_per_call": 100 * stats["cpu_s"] / per_call_s,
             "cpu_total_pct": 100 * stats["cpu_s"] / stats["wall_s"],
+            "sipp_cpu_pct": sipp_pct, "sipp_pct_per_call": sipp_pct / max(1, stats["calls"]),
+            "load": os.getloadavg()[0],
             "pps_in": stats["packets_in"] / per_call_s, "pps_out": stats["packets_out"] / per_call_s,
             **{k: stats[k] for k in ("late_p50_ms", "late_p95_ms", "late_p99_ms", "late_max_ms")},
         }  # fmt: skip
         out.append(row)
         print(
-            f"  [{child.loop_kind}] {n} calls: up {row['up']}, failed {failed}, CPU {row['cpu_total_pct']:.0f}%, "
-            f"p99 {row['late_p99_ms']:.2f} ms, pps in/out {row['pps_in']:.1f}/{row['pps_out']:.1f}",
+            f"  [{child.label}] {n} calls: up {row['up']}, failed {failed}, edge CPU {row['cpu_total_pct']:.0f}% "
+            f"({row['cpu_pct_per_call']:.3f} %/call), sipp CPU {sipp_pct:.0f}%, "
+            f"p99 {row['late_p99_ms']:.2f} ms, pps in/out {row['pps_in']:.1f}/{row['pps_out']:.1f}, "
+            f"load {row['load']:.1f}",
             flush=True,
         )
         if rc != 0 or failed or row["up"] < n or row["late_p99_ms"] > 50.0:
@@ -375,50 +405,57 @@ def _best(rows: list[dict[str, Any]], p99_ms: float = 1e9) -> dict[str, Any] | N
 async def main(args: argparse.Namespace) -> None:
     if shutil.which("sipp") is None:
         raise SystemExit("sipp is not installed (apt-get install sip-tester)")
-    steps = [25, 50, 100] if args.quick else [50, 100, 200, 300, 400, 500, 700, 1000]
+    steps = [25, 50, 100] if args.quick else [50, 100, 150, 200, 300, 400, 500, 700, 1000]
     rates = [20, 50] if args.quick else [25, 50, 100, 150, 200, 300]
     window = 4.0 if args.quick else 8.0
     results: dict[str, dict[str, Any]] = {}
     load_at_start = os.getloadavg()[0]
     for loop_kind in args.loops:
-        workdir = Path(tempfile.mkdtemp(prefix="sipload-"))
-        (workdir / "bench.xml").write_text(SCENARIO)
-        print(f"{loop_kind}:", flush=True)
-        async with Child(loop_kind) as child:
-            cps = await cps_phase(child, workdir, rates)
-            await _drained(child)
-            rows = await concurrency_phase(child, workdir, steps, window)
-        results[loop_kind] = {
-            "cps": cps, "rows": rows, "best": _best(rows), "tight": _best(rows, 2.0),
-        }  # fmt: skip
+        cps: dict[str, Any] | None = None
+        for app_kind in args.apps:
+            workdir = Path(tempfile.mkdtemp(prefix="sipload-"))
+            (workdir / "bench.xml").write_text(SCENARIO)
+            label = f"{loop_kind}/{app_kind}"
+            print(f"{label}:", flush=True)
+            async with Child(loop_kind, app_kind) as child:
+                if cps is None:  # set-up rate does not depend on the route's media
+                    cps = await cps_phase(child, workdir, rates)
+                    await _drained(child)
+                rows = await concurrency_phase(child, workdir, steps, window, args.hold_s)
+            results[label] = {
+                "cps": cps, "rows": rows, "best": _best(rows), "tight": _best(rows, 2.0),
+            }  # fmt: skip
+    load_at_end = os.getloadavg()[0]
     print()
-    print(f"SIP load, {time.strftime('%Y-%m-%d')}, {platform.node()}: {os.cpu_count()} CPUs, "
+    print(f"SIP load, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}: {os.cpu_count()} CPUs, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-          f"load average at start {load_at_start:.1f}")
+          f"load average at start {load_at_start:.1f}, at end {load_at_end:.1f}")
     print()
-    head = ("loop", "CPS (0 fail)", "max calls (0 fail)", "... with p99 <= 2 ms", "CPU/call", "CPU total", "RTP in/out per call",
-            "send jitter p50", "p95", "p99")  # fmt: skip
+    head = ("loop/route", "CPS (0 fail)", "max calls (0 fail)", "... with p99 <= 2 ms", "edge CPU/call",
+            "edge CPU total", "sipp CPU total (/call)", "RTP in/out per call", "send jitter p50", "p95", "p99")  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for loop_kind, res in results.items():
+    for label, res in results.items():
         best = res["best"]
         if best is None:
-            print(f"| {loop_kind} | {res['cps']['cps']:.0f}/s | none passed | | | | | | | |")
+            print(f"| {label} | {res['cps']['cps']:.0f}/s | none passed |" + " |" * (len(head) - 3))
             continue
         tight = res["tight"]["n"] if res["tight"] else "none"
         print(
-            f"| {loop_kind} | {res['cps']['cps']:.0f}/s | {best['n']} | {tight} | {best['cpu_pct_per_call']:.2f} % "
-            f"| {best['cpu_total_pct']:.0f} % | {best['pps_in']:.1f}/{best['pps_out']:.1f} pkt/s "
+            f"| {label} | {res['cps']['cps']:.0f}/s | {best['n']} | {tight} | {best['cpu_pct_per_call']:.2f} % "
+            f"| {best['cpu_total_pct']:.0f} % | {best['sipp_cpu_pct']:.0f} % ({best['sipp_pct_per_call']:.3f} %) "
+            f"| {best['pps_in']:.1f}/{best['pps_out']:.1f} pkt/s "
             f"| {best['late_p50_ms']:.3f} ms | {best['late_p95_ms']:.3f} ms | {best['late_p99_ms']:.3f} ms |"
         )
     print()
-    print("All steps (n calls: failed, CPU total, p99 send lateness):")
-    for loop_kind, res in results.items():
+    print("All steps (n calls: failed, edge CPU total (per call), sipp CPU, p99 send jitter, load):")
+    for label, res in results.items():
         cells = [
-            f"{r['n']}: {r['failed']} failed, {r['cpu_total_pct']:.0f} %, {r['late_p99_ms']:.2f} ms"
+            f"{r['n']}: {r['failed']} failed, {r['cpu_total_pct']:.0f} % ({r['cpu_pct_per_call']:.2f} %), "
+            f"sipp {r['sipp_cpu_pct']:.0f} %, {r['late_p99_ms']:.2f} ms, load {r['load']:.1f}"
             for r in res["rows"]
         ]
-        print(f"  {loop_kind}: " + "; ".join(cells))
+        print(f"  {label}: " + "; ".join(cells))
 
 
 if __name__ == "__main__":
@@ -426,10 +463,16 @@ if __name__ == "__main__":
     parser.add_argument("--serve", choices=["uvloop", "asyncio"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small steps (smoke check)")
-    parser.add_argument("--loops", nargs="+", default=["uvloop", "asyncio"], choices=["uvloop", "asyncio"])
+    parser.add_argument("--loops", nargs="+", default=["uvloop"], choices=["uvloop", "asyncio"])
+    parser.add_argument("--apps", nargs="+", default=["echo", "prompt"], choices=["echo", "prompt"])
+    parser.add_argument("--app", default="prompt", choices=["echo", "prompt"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--hold-s", type=float, default=0.0,
+        help="call length (default: just past the measuring window; the issue's runs use 60)",
+    )  # fmt: skip
     ns = parser.parse_args()
     if ns.serve:
-        serve(ns.serve, ns.port)
+        serve(ns.serve, ns.port, ns.app)
     else:
         try:
             asyncio.run(main(ns))
