@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -231,8 +232,15 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated case numbers (1-based)")
     ap.add_argument("--write-results", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--set", choices=("original", "heldout", "heldout_b"), default="original",
+                    help="the 30 original requests, or a held-out set (bench/tool_calls_heldout.py)")
     args = ap.parse_args()
-    cases = CASES if not args.only else [CASES[int(i) - 1] for i in args.only.split(",")]
+    pool = CASES
+    if args.set != "original":
+        from bench import tool_calls_heldout
+
+        pool = getattr(tool_calls_heldout, args.set.upper())
+    cases = pool if not args.only else [pool[int(i) - 1] for i in args.only.split(",")]
 
     from voxgate.providers.llm.llama import LlamaLLM
 
@@ -260,7 +268,7 @@ def main() -> int:
 
     summary = {mode: summarize(rows) for mode, rows in results.items()}
     if args.json:
-        print(json.dumps({"summary": summary, "rows": {m: [r.__dict__ for r in rows] for m, rows in results.items()}},
+        print(json.dumps({"summary": summary, "rows": {m: [dataclasses.asdict(r) for r in rows] for m, rows in results.items()}},
                          indent=1, default=str))
     table = render(results, summary)
     print(table)
