@@ -122,6 +122,53 @@ async def bench_stt(stt: object, rows: list[tuple[str, str, str]]) -> None:
         )
 
 
+def _wer_normalize(text: str) -> str:
+    """Case, punctuation, digits as words (as tests/providers/stt/test_whisper.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.providers.stt.test_whisper import normalize
+
+    return normalize(text)
+
+
+def bench_stt_options(stt: object, rows: list[tuple[str, str, str]]) -> None:
+    """Decode time and word error rate per decode option, every WAV at 8 and 16 kHz."""
+    import json
+
+    import jiwer
+
+    from voxgate.providers.stt.whisper import WhisperSTT
+
+    assert isinstance(stt, WhisperSTT)
+    truth = {t["id"]: t["text"] for t in json.loads((AUDIO / "transcripts.json").read_text())}
+    saved = stt.encoder_window
+    for window, words in ((None, True), (None, False), (10.0, True), (10.0, False)):
+        stt.encoder_window = window
+        for rate in (8000, 16000):
+            times: list[float] = []
+            refs: dict[str, list[str]] = {}
+            hyps: dict[str, list[str]] = {}
+            for path in sorted(AUDIO.glob(f"*.{rate // 1000}k.wav")):
+                uid, voice, _ = path.stem.split(".")
+                pcm, r = read_wav(path)
+                x = pcm.astype(np.float32) / 32768.0
+                x = x if r == 16000 else soxr.resample(x, r, 16000).astype(np.float32)
+                t0 = time.perf_counter()
+                text = stt.transcribe(x, words=words).text
+                times.append(time.perf_counter() - t0)
+                refs.setdefault(voice, []).append(_wer_normalize(truth[uid]))
+                hyps.setdefault(voice, []).append(_wer_normalize(text))
+            wer = ", ".join(f"{v} {jiwer.wer(refs[v], hyps[v]):.3f}" for v in sorted(refs))
+            label = f"{'30 s' if window is None else f'{window:.0f} s+'} window, words {'on' if words else 'off'}"
+            rows.append(
+                (
+                    f"STT {stt.name} {rate // 1000} kHz",
+                    f"decode, {label}: median/max; WER",
+                    f"{_ms(statistics.median(times))} / {_ms(max(times))}; {wer}",
+                )
+            )
+    stt.encoder_window = saved
+
+
 async def bench_llm(llm: object, rows: list[tuple[str, str, str]]) -> None:
     from voxgate.providers.llm.llama import LlamaLLM
 
@@ -221,7 +268,7 @@ def write_section(text: str) -> None:
     RESULTS.write_text(old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
 
 
-async def main_async(write: bool) -> int:
+async def main_async(write: bool, stt_only: bool = False) -> int:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     where = machine()
     lines: list[str] = []
@@ -234,8 +281,10 @@ async def main_async(write: bool) -> int:
     ]
     assert models.stt and models.llm and models.tts
     await bench_stt(models.stt, rows)
-    await bench_llm(models.llm, rows)
-    await bench_tts(models.tts, rows)
+    bench_stt_options(models.stt, rows)
+    if not stt_only:
+        await bench_llm(models.llm, rows)
+        await bench_tts(models.tts, rows)
     table = ["| component | measure | value |", "|---|---|---:|"]
     table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     body = "\n".join(table)
@@ -257,8 +306,9 @@ async def main_async(write: bool) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--stt-only", action="store_true", help="only the STT rows (implies --no-write)")
     args = parser.parse_args()
-    return asyncio.run(main_async(not args.no_write))
+    return asyncio.run(main_async(not (args.no_write or args.stt_only), args.stt_only))
 
 
 if __name__ == "__main__":
