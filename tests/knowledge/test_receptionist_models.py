@@ -42,8 +42,10 @@ def call(embedded: AgentProviders, ids: list[str]) -> tuple[Receptionist, LocalC
     steps: list[Step] = []
     for i in ids:
         pcm, rate = read_wav(AUDIO / f"{i}.piper.16k.wav")
-        steps += [Say(pcm, rate, i), Silence(0.3), WaitForAgent(settle=0.8, timeout=40)]
-    result = asyncio.run(local.run([*steps, HangUp()], max_seconds=120))
+        # Generous timeouts: on a loaded machine a tool round can take 10+ s, and a caller who
+        # speaks again before the reply takes the floor (the booking would never happen).
+        steps += [Say(pcm, rate, i), Silence(0.3), WaitForAgent(settle=0.8, timeout=120)]
+    result = asyncio.run(local.run([*steps, HangUp()], max_seconds=250))
     print("\n".join(f"{r:>9}: {t}" for r, t in result.transcript))
     return app, local, result
 
