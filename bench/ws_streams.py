@@ -27,8 +27,8 @@ a server that re-chunks audio is measured fairly. A frame whose audio has not co
 ``--grace`` seconds after the last send is dropped. For voxgate, whose mu-law echo is
 bit-exact, the embedded sequence numbers are also checked ("seq ok").
 
-Levels step up (``--levels``) for each server until one fails: p99 > ``--p99-ms`` or any
-dropped frame. Each level runs ``--seconds`` of audio after all streams are connected.
+Levels step up (``--levels``) for each server until two in a row fail (p99 > ``--p99-ms`` or any
+dropped frame). Each level runs ``--seconds`` of audio after all streams are connected.
 Server CPU is read from ``/proc/PID/stat`` over the audio window; client CPU is the sum of
 the worker processes' CPU over the same window (so a client near 100 % of a core per worker
 would be visible as the bottleneck).
@@ -439,7 +439,9 @@ def run_level(
     groups = [list(range(w, n, workers)) for w in range(workers)]
     ctx = mp.get_context("fork")
     out = ctx.Queue()
-    connect_budget = 1.5 + n / 150  # seconds to connect and start every stream
+    # Seconds to connect and start every stream before audio flows: generous, so that
+    # a server's per-call set-up (pipecat builds a pipeline per socket) is not measured.
+    connect_budget = 2.0 + n / 100
     t_start = time.perf_counter() + connect_budget
     procs = [
         ctx.Process(target=_worker, args=(port, path, g, t_start, args.seconds, args.grace, out))
@@ -547,7 +549,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve-voxgate", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--levels", default="50,100,200,300,400,500,600,800,1000", help="streams per step"
+        "--levels", default="10,25,50,100,200,300,400,500,600,800,1000", help="streams per step"
     )
     parser.add_argument("--seconds", type=float, default=8.0, help="audio per level")
     parser.add_argument("--grace", type=float, default=1.0, help="wait for late echoes")
@@ -615,6 +617,7 @@ def main() -> None:
             )
         best: dict[str, Level | None] = dict.fromkeys(servers)
         alive = dict(servers)
+        misses: dict[str, int] = {}
         all_levels: list[Level] = []
         for n in levels:
             if not alive:
@@ -645,8 +648,11 @@ def main() -> None:
                 )
                 if passed:
                     best[name] = lvl
-                else:
-                    del alive[name]
+                    misses[name] = 0
+                else:  # one more level after a miss: a shared machine has noisy seconds
+                    misses[name] = misses.get(name, 0) + 1
+                    if misses[name] >= 2:
+                        del alive[name]
         print(f"\n## Largest N with p99 <= {args.p99_ms:g} ms and zero drops\n")
         print("| server | largest N | p99 ms there | server CPU %/stream there |")
         print("|---|---:|---:|---:|")
