@@ -36,7 +36,7 @@ from voxgate.agent.config import AgentSettings
 from voxgate.config import load_settings
 from voxgate.node import Node
 
-pytestmark = [pytest.mark.interop, pytest.mark.models, needs_baresip]
+pytestmark = [pytest.mark.interop, pytest.mark.models, pytest.mark.timeout(120), needs_baresip]
 
 QUIET_BEFORE_S = 6.0  # the greeting (~4.5 s of Piper) plays out before the caller speaks
 RATE = 8000
