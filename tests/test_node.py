@@ -81,6 +81,7 @@ async def test_twilio_call_through_the_node_is_recorded(tmp_path: Path) -> None:
 
     assert call is not None
     assert call["edge"] == "websocket" and call["route"] == "default"
+    assert call["codec"] == "PCMU/8000"
     assert call["end_reason"] and call["turn_count"] == 1
     said = [(t["speaker"], t["text"]) for t in call["transcript"]]
     assert ("caller", "What time do you open on Saturday?") in said

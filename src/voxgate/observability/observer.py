@@ -124,9 +124,12 @@ class CallObserver:
                 conversation_id=session.metadata.get("conversation_id", ""),
             )
 
-    def call_answered(self, call_id: str) -> None:
-        answered = datetime.now(UTC)
-        self._write(lambda: self._update(call_id, answered_at=answered))
+    def call_answered(self, call_id: str, codec: str | None = None) -> None:
+        """The far end answered; ``codec`` as negotiated (e.g. ``PCMU/8000``) when known then."""
+        fields: dict[str, Any] = {"answered_at": datetime.now(UTC)}
+        if codec:
+            fields["codec"] = codec
+        self._write(lambda: self._update(call_id, **fields))
 
     async def _update(self, call_id: str, **fields: Any) -> None:
         assert self.records is not None

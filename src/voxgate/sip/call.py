@@ -365,7 +365,8 @@ class SipCall:
         self.remote_hold = negotiated.remote_hold
         observer = self.edge.observer
         if observer is not None:
-            observer.call_answered(self.call_id)
+            c = negotiated.codec
+            observer.call_answered(self.call_id, codec=f"{c.name}/{c.clock_rate}")
         self.spawn(self._watch_end(), "end")
 
     async def _watch_end(self) -> None:

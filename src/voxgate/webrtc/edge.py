@@ -52,6 +52,7 @@ class WebRtcEdge:
         call = WebRtcCall(self.options, caller=caller, callee=room)
         try:
             await call.answer(sdp)
+            call.session.metadata["codec"] = call.codec or ""
             # Started before the page has even received the answer: the app's greeting waits
             # in the playout buffer and starts with the first RTP packet, and a refused route
             # is reported to the page as an HTTP error instead of a silent call.

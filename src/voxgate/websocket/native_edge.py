@@ -198,7 +198,12 @@ class _NativeStream:
             sample_rate=fmt.sample_rate,
             caller=hello.caller,
             callee=hello.callee or "/v1/stream",
-            metadata={"protocol": "native", "client_call_id": hello.call_id, **hello.metadata},
+            metadata={
+                "protocol": "native",
+                "codec": f"{fmt.encoding}/{fmt.sample_rate}",
+                "client_call_id": hello.call_id,
+                **hello.metadata,
+            },
         )
         control.session = session
         try:

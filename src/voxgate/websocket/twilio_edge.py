@@ -274,6 +274,7 @@ class _TwilioStream:
             callee=params.get("To", "") or "/twilio/media",
             metadata={
                 "protocol": "twilio",
+                "codec": "PCMU/8000",
                 "stream_sid": start.stream_sid,
                 "call_sid": start.call_sid,
                 "account_sid": start.account_sid,
