@@ -296,8 +296,8 @@ class WhisperSTTStream:
         tail: list[Float32] = []
         have = 0
         for chunk in reversed(self._chunks):
-            tail.append(chunk)
-            have += chunk.shape[0]
+            tail.append(chunk[-(need - have) :])  # only the tail of a long (joined) chunk
+            have += tail[-1].shape[0]
             if have >= need:
                 break
         if have < need:
