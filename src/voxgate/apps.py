@@ -18,7 +18,7 @@ from voxgate.agent.config import AgentSettings
 from voxgate.agent.pipeline import AgentPipeline, AgentProviders
 from voxgate.agent.records import TurnRecord
 from voxgate.agent.store import ConversationStore
-from voxgate.calls.router import AppFactory, CallApp, RouteRule
+from voxgate.calls.router import AppFactory, CallApp, NoRoute, RouteRule
 from voxgate.calls.session import CallSession
 from voxgate.config import ProvidersSettings, Settings
 from voxgate.errors import ConfigError
@@ -183,7 +183,11 @@ def app_factories(
 
         def agent_factory(rule: RouteRule) -> CallApp:
             _, _, name = rule.app.partition(":")
-            return agents.get(name, default) if name else default
+            if not name:
+                return default
+            if name not in agents:  # a call that asked for an agent this node does not have
+                raise NoRoute(f"unknown agent {name!r}; known: {sorted(agents) or 'none'}")
+            return agents[name]
 
         factories["agent"] = agent_factory
     return factories

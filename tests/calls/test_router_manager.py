@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from voxgate.agent.config import AgentSettings
 from voxgate.audio.frame import AudioFrame
 from voxgate.calls.manager import CallManager, Draining
 from voxgate.calls.playout import PlayoutBuffer
@@ -123,3 +124,43 @@ def test_route_urls_are_redacted_for_logs() -> None:
 
     assert _redact("wss://user:pw@app.example:8443/ws?token=abc") == "wss://app.example:8443/ws"
     assert _redact("agent:receptionist") == "agent:receptionist"
+
+
+def test_requested_app_wins_over_rules_and_is_validated() -> None:
+    ws = RouteRule(app="ws://127.0.0.1:9/app", callee="*", name="ext", auth_header="Bearer x")
+    router = Router(
+        [RouteRule(app="agent:sales", callee="+1555*", name="sales"), ws],
+        factories({"agent": EchoApp(), "websocket": EchoApp()}),  # type: ignore[arg-type]
+    )
+    s = session(callee="+15551234")
+    s.requested_app = "agent:reminder"
+    rule, _ = router.resolve(s)
+    assert rule.app == "agent:reminder" and s.route == "agent:reminder"  # not the callee's rule
+    s.requested_app = "ws://127.0.0.1:9/app"
+    assert router.resolve(s)[0] is ws  # a configured app keeps its protocol and auth
+    s.requested_app = "ws://attacker.example/app"
+    with pytest.raises(NoRoute, match="not a configured route"):
+        router.resolve(s)
+    s.requested_app = "bogus:x"
+    with pytest.raises(NoRoute, match="no application of kind 'bogus'"):
+        router.resolve(s)
+
+
+async def test_requested_agent_name_must_exist() -> None:
+    from tests.agent.fakes import providers
+    from voxgate.apps import app_factories
+    from voxgate.config import Settings
+
+    p = providers([], {})
+    named = {"reminder": (p, AgentSettings())}
+    router = Router([], app_factories(Settings(), p, None, None, named))  # type: ignore[arg-type]
+    s = session()
+    s.requested_app = "agent:reminder"
+    assert router.resolve(s)[1] is not router.resolve(session())[1]  # its own agent
+    s.requested_app = "agent:nope"
+    with pytest.raises(NoRoute, match="unknown agent 'nope'"):
+        router.resolve(s)
+    mgr = CallManager(router)
+    with pytest.raises(NoRoute):
+        await mgr.start(s)
+    assert mgr.calls == {}

@@ -2,7 +2,9 @@
 
 A route matches on the edge and the dialled target (SIP request-URI user, WebSocket path,
 browser room) with shell-style globs, first match wins, and names an application: an
-in-process agent or an external WebSocket URL. Apps are looked up by name in a table that
+in-process agent or an external WebSocket URL. A call's originator may ask for an app
+(``CallSession.requested_app``, e.g. an outbound campaign's script): it is honoured before
+the rules once validated (:meth:`Router.requested`). Apps are looked up by name in a table that
 the server fills at start-up, so routing stays pure and testable.
 """
 
@@ -82,8 +84,27 @@ class Router:
             raise NoRoute(f"no route for {edge} call to {callee!r}")
         return self._default
 
+    def requested(self, app: str) -> RouteRule:
+        """The rule for an app the call's originator asked for (``session.requested_app``):
+        a configured route naming that app (its protocol and auth come along), else
+        ``"agent"``/``"agent:NAME"``. An external URL no route names is refused: placing a
+        call must not send its audio anywhere a route does not already allow."""
+        for rule in self._rules:
+            if rule.app == app:
+                return rule
+        rule = RouteRule(app=app, name=app)
+        if rule.kind == "websocket":
+            raise NoRoute(f"requested app {app!r} is not a configured route's app")
+        if rule.kind not in self._factories:
+            raise NoRoute(f"requested app {app!r}: no application of kind {rule.kind!r}; "
+                          f"known kinds: {sorted(self._factories)}")  # fmt: skip
+        return rule
+
     def resolve(self, session: CallSession) -> tuple[RouteRule, CallApp]:
-        rule = self.rule_for(session.edge, session.callee)
+        if session.requested_app:
+            rule = self.requested(session.requested_app)
+        else:
+            rule = self.rule_for(session.edge, session.callee)
         factory = self._factories.get(rule.kind)
         if factory is None:
             raise NoRoute(f"route {rule.name!r} names unknown application kind {rule.kind!r}")

@@ -128,6 +128,9 @@ class CallSession:
     route: str = ""
     call_id: str = field(default_factory=new_call_id)
     metadata: dict[str, str] = field(default_factory=dict)
+    requested_app: str | None = None
+    """An app chosen by whoever placed the call (an outbound campaign's script), honoured
+    by the router before its rules. Set by our own code only, never from remote input."""
     max_queued_frames: int = 250
     """Inbound frames kept for a slow consumer (5 s at 20 ms) before the oldest are dropped."""
 
