@@ -64,3 +64,68 @@ async def test_machine_gets_a_message_silence_is_answered_busy_is_busy() -> None
     assert machine.detail == "amd long_greeting; message after silence"  # greeting over, then spoke
     assert silent.status == "answered" and "amd unknown" in silent.detail, silent  # type: ignore[attr-defined]
     assert busy.status == "busy", busy
+
+
+async def test_each_campaign_call_runs_its_campaigns_app(tmp_path: Path) -> None:
+    """Two campaigns dialling the same number get their own app (the router honours the
+    campaign's app before its callee rules); a campaign naming an unknown agent fails
+    ``no_route`` instead of reaching some other app."""
+    from voxgate.calls.manager import CallManager
+    from voxgate.calls.router import CallApp, NoRoute, Router, RouteRule
+    from voxgate.calls.session import CallSession
+    from voxgate.cluster.campaign_db import CampaignStore
+    from voxgate.cluster.campaigns import Campaigns, CampaignSpec, CampaignWorker
+    from voxgate.cluster.jobs import LocalJobQueue
+    from voxgate.observability.records import CallRecords
+
+    class Script:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def run(self, session: CallSession) -> None:
+            session.metadata["campaign_result"] = f'{{"script": "{self.name}"}}'
+            await session.control.hangup("agent_hangup")
+
+    scripts = {"reminder": Script("reminder"), "survey": Script("survey")}
+
+    def agent(rule: RouteRule) -> CallApp:
+        name = rule.app.partition(":")[2]
+        if name not in scripts:
+            raise NoRoute(f"unknown agent {name!r}")
+        return scripts[name]
+
+    # The callee rule would send every call to the survey: the campaign's app must win.
+    manager = CallManager(Router([RouteRule(app="agent:survey", callee="*")], {"agent": agent}))
+    port = free_sip_port()
+    records = await CallRecords.open(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", node_id="n1")
+    store = CampaignStore(records.engine)
+    queue = LocalJobQueue()
+    campaigns = Campaigns(store, queue, "n1")
+    async with (
+        running_edge(manager, edge_options(trunks=[SipTrunk(name="t", host="127.0.0.1", port=port)])) as edge,
+        sipp("-sf", str(SCENARIOS / "uas_silent.xml"), "-p", str(port), "-mp", str(free_port()), "-m", "5"),
+    ):
+        await asyncio.sleep(0.3)
+        worker = CampaignWorker(store, queue, SipDialer(edge, answer_timeout_s=5), "n1", poll_s=0.02)
+        base = {"window": "00:00-24:00", "cps": 50, "max_concurrent": 2, "amd": False, "max_attempts": 1}
+        ids = {
+            app: await campaigns.create(CampaignSpec.model_validate(
+                {**base, "app": app, "contacts": [{"phone": f"+1555700{i}"} for i in range(n)]}))
+            for app, n in (("agent:reminder", 2), ("agent:survey", 2), ("agent:nope", 1))
+        }  # fmt: skip
+        await worker.start()
+        try:
+            async with asyncio.timeout(30):
+                for cid in ids.values():
+                    while (await store.campaign(cid) or {}).get("status") != "completed":  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+        finally:
+            await worker.close()
+    details = {app: await campaigns.detail(cid) for app, cid in ids.items()}
+    await records.close()
+    for app in ("agent:reminder", "agent:survey"):
+        contacts = details[app]["contacts"]  # type: ignore[index]
+        assert [(c["outcome"], c["result"]) for c in contacts] == [
+            ("completed", {"script": app.split(":")[1]})] * 2, contacts  # fmt: skip
+    (nope,) = details["agent:nope"]["contacts"]  # type: ignore[index]
+    assert nope["outcome"] == "failed"

@@ -178,8 +178,12 @@ class LocalCall:
         store: ConversationStore | None = None,
         conversation_id: str | None = None,
         frame_ms: int = 20,
+        on_session: Callable[[CallSession], object] | None = None,
     ) -> None:
         self.providers = providers
+        self.on_session = on_session
+        """Called with the call's session before the agent starts (e.g. to set its
+        ``greet_gate`` or start a task that watches it)."""
         self.settings = settings
         self.rate = rate
         self.sink_rate = sink_rate or rate
@@ -200,6 +204,8 @@ class LocalCall:
         playout = PlayoutBuffer(self.sink_rate, self.frame_ms)
         session = CallSession("local", playout, self.control, self.rate, caller="local")
         self.control.session = session
+        if self.on_session is not None:
+            self.on_session(session)
         pipeline = AgentPipeline(
             session,
             self.providers,

@@ -21,9 +21,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from voxgate.agent.backchannel import BackchannelPolicy
 from voxgate.agent.config import AgentSettings
@@ -190,6 +190,8 @@ class AgentPipeline:
         hangup = False
         if self._knowledge is not None:  # after hours: another greeting, or message + hang up
             greeting, hangup = self._knowledge.greeting(greeting)
+        if self.session.greet_gate is not None:
+            greeting, hangup = await self._gated(self.session.greet_gate, greeting, hangup)
         if greeting:
             self._floor.start(TurnRecord(-1), fixed_text=greeting, hang_up_after=hangup)
         prewarm = self.settings.prewarm_llm
@@ -198,10 +200,35 @@ class AgentPipeline:
         if prewarm:
             self._spawn(self._prewarm_llm())
         try:
-            async for frame in self.session.audio():
-                self._on_frame(frame)
+            if not self.session.ended:  # (a gate may have read the end of the audio)
+                async for frame in self.session.audio():
+                    self._on_frame(frame)
         finally:
             await self._shutdown()
+
+    async def _gated(
+        self, gate: Callable[[str, bool], Awaitable[tuple[str, bool]]], greeting: str, hangup: bool
+    ) -> tuple[str, bool]:
+        """Let the session's gate (e.g. answering-machine detection) decide what to say
+        first. Caller audio meanwhile is not a turn to answer (a "Hello?", a machine's
+        greeting): it is read and dropped so it neither queues up nor reaches the STT."""
+        decision = asyncio.ensure_future(gate(greeting, hangup))
+        audio = cast(AsyncGenerator[AudioFrame, None], self.session.audio())
+        frame: asyncio.Future[AudioFrame | None] | None = None
+        try:
+            while True:
+                frame = asyncio.ensure_future(anext(audio, None))
+                await asyncio.wait({decision, frame}, return_when=asyncio.FIRST_COMPLETED)
+                if frame.done() and frame.result() is None:  # the call ended
+                    return "", False
+                if decision.done():
+                    return decision.result()
+        finally:
+            decision.cancel()
+            if frame is not None and not frame.done():
+                frame.cancel()
+                await asyncio.wait({frame})
+            await audio.aclose()
 
     # --- frame handler (synchronous) ----------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -131,6 +131,10 @@ class CallSession:
     requested_app: str | None = None
     """An app chosen by whoever placed the call (an outbound campaign's script), honoured
     by the router before its rules. Set by our own code only, never from remote input."""
+    greet_gate: Callable[[str, bool], Awaitable[tuple[str, bool]]] | None = None
+    """Set by whoever knows better than the app what to say first (answering-machine
+    detection on an outbound call): an in-process agent awaits ``gate(greeting, hang_up)``
+    before it speaks and says what it returns instead (``""``: nothing)."""
     max_queued_frames: int = 250
     """Inbound frames kept for a slow consumer (5 s at 20 ms) before the oldest are dropped."""
 

@@ -7,13 +7,19 @@ route app runs as for any call (the manager starts it), and, when AMD is on, the
 seconds of caller audio are classified on the side through a session tap:
 
 - MACHINE with a ``voicemail_message``: wait for the beep or the end of the greeting
-  (:class:`~voxgate.cluster.amd.MessageCue`), play the message, hang up -> ``voicemail``;
+  (:class:`~voxgate.cluster.amd.MessageCue`), have the message spoken, hang up ->
+  ``voicemail``;
 - MACHINE without a message: hang up at once -> ``voicemail``;
 - HUMAN / UNKNOWN: the app's conversation goes on -> ``answered``, or ``completed`` with the
   app's result when it put one in ``session.metadata["campaign_result"]`` (JSON).
 
-The verdict is published in ``session.metadata["amd"]`` so an app can hold its greeting
-until it knows who answered.
+The answered call runs the campaign's app (``session.requested_app``). An in-process agent
+holds its greeting on :class:`GreetGate` (``session.greet_gate``): it greets once the verdict
+is HUMAN/UNKNOWN, or after ``greet_wait_s`` (3 s) at the latest, and on a MACHINE it speaks
+the campaign's message with its own TTS after the cue, then hangs up. Apps that do not use
+the gate (external apps) get the pre-rendered ``message_audio`` instead, as does an agent
+that had already greeted when a late MACHINE verdict came. The verdict is also published in
+``session.metadata["amd"]``.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ class SipDialer:
     def __init__(
         self, edge: SipEdge, *, answer_timeout_s: float = 30.0, amd: AmdConfig | None = None,
         amd_timeout_s: float = 6.0, message_audio: MessageAudio | None = None,
-        max_call_s: float = 3600.0,
+        max_call_s: float = 3600.0, greet_wait_s: float = 3.0, message_limit_s: float = 60.0,
     ) -> None:  # fmt: skip
         self.edge = edge
         self.answer_timeout_s = answer_timeout_s
@@ -57,6 +63,10 @@ class SipDialer:
         self.amd_timeout_s = amd_timeout_s
         self.message_audio = message_audio
         self.max_call_s = max_call_s
+        self.greet_wait_s = greet_wait_s
+        """How long an agent's greeting waits for the AMD verdict."""
+        self.message_limit_s = message_limit_s
+        """How long an agent may take to speak the voicemail message before we hang up."""
         self._answered: dict[str, asyncio.Future[None]] = {}
         edge.manager.on_start.append(self._on_start)
 
@@ -67,8 +77,11 @@ class SipDialer:
 
     async def dial(self, contact: Contact, app: str) -> DialOutcome:
         trunk = str(contact.variables.get("trunk") or contact.trunk or "") or None
-        call = self.edge.dial(contact.phone, trunk=trunk, caller=contact.caller_id)
+        call = self.edge.dial(contact.phone, trunk=trunk, caller=contact.caller_id, app=app)
         session = call.session
+        gate = GreetGate(self.greet_wait_s) if contact.amd else None
+        if gate is not None:
+            session.greet_gate = gate.opening
         session.metadata.update({
             "campaign_id": contact.campaign_id, "contact_id": str(contact.contact_id),
             "campaign_app": app, "campaign_attempt": str(contact.attempt),
@@ -89,18 +102,24 @@ class SipDialer:
                 reason = session.end_reason or "failed"
                 return DialOutcome(_BEFORE_ANSWER.get(reason, "failed"), session.call_id, reason)
             ended.cancel()
-            return await self._connected(contact, session)
+            return await self.connected(contact, session, gate)
         finally:
             self._answered.pop(session.call_id, None)
+            if gate is not None:
+                gate.close()
 
-    async def _connected(self, contact: Contact, session: CallSession) -> DialOutcome:
+    async def connected(self, contact: Contact, session: CallSession, gate: GreetGate | None = None) -> DialOutcome:
+        """Everything after the answer: AMD, the message on a machine, the call's outcome.
+        Public so the flow can run on a local session (tests, other edges)."""
         verdict = Verdict.UNKNOWN
         if contact.amd:
             result = await self._classify(session)
             verdict = result.verdict if result is not None else Verdict.UNKNOWN
             session.metadata["amd"] = verdict.value
+            if gate is not None:
+                gate.decided(verdict)
             if verdict is Verdict.MACHINE and not session.ended:
-                await self._leave_message(contact, session)
+                await self._leave_message(contact, session, gate)
                 cue = session.metadata.get("voicemail_cue", "none")
                 reason = result.reason if result is not None else ""
                 return DialOutcome("voicemail", session.call_id, f"amd {reason}; message after {cue}")
@@ -151,17 +170,73 @@ class SipDialer:
         await self._listen(session, detector.feed, self.amd_timeout_s)
         return detector.result
 
-    async def _leave_message(self, contact: Contact, session: CallSession) -> None:
-        message = self.message_audio(contact, session.sink.sample_rate) if self.message_audio else None
-        if message is not None and contact.voicemail_message is not None:
+    async def _leave_message(self, contact: Contact, session: CallSession, gate: GreetGate | None) -> None:
+        text = contact.voicemail_message
+        agent_speaks = gate is not None and gate.waiting
+        message = None
+        if text is not None and not agent_speaks and self.message_audio is not None:
+            message = self.message_audio(contact, session.sink.sample_rate)
+        if text is not None and (agent_speaks or message is not None):
             cue = MessageCue(self.amd_config)
             await self._listen(session, cue.feed, cue.max_wait_s + 1)
             session.metadata["voicemail_cue"] = cue.cue or "timeout"
-            session.sink.clear()  # whatever the app queued for the greeting goes
-            session.sink.write(message)
-            await asyncio.sleep(message.num_samples / message.sample_rate + 0.3)
+            if agent_speaks and gate is not None:
+                gate.speak(text)  # the agent says it with its TTS, then hangs up
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.wait_ended(), self.message_limit_s)
+            elif message is not None:
+                session.sink.clear()  # whatever the app queued for the greeting goes
+                session.sink.write(message)
+                await asyncio.sleep(message.num_samples / message.sample_rate + 0.3)
+        elif gate is not None:
+            gate.speak("")  # nothing to leave: the agent stays quiet
         if not session.ended:
             await session.control.hangup("voicemail_left")
+
+
+class GreetGate:
+    """``session.greet_gate`` for an outbound call with AMD: what the agent says first.
+
+    The agent calls :meth:`opening` as it is about to greet; it gets its greeting back once
+    the verdict is HUMAN/UNKNOWN (or ``wait_s`` passed without one), and on a MACHINE the
+    voicemail message with "hang up after it" once the dialer has heard the beep.
+    """
+
+    def __init__(self, wait_s: float = 3.0) -> None:
+        loop = asyncio.get_running_loop()
+        self.wait_s = wait_s
+        self._verdict: asyncio.Future[Verdict] = loop.create_future()
+        self._message: asyncio.Future[str] = loop.create_future()
+        self.waiting = False
+        """An app awaits the gate and has not greeted: it will speak what it is given."""
+        self.greeted = False
+
+    def decided(self, verdict: Verdict) -> None:
+        if not self._verdict.done():
+            self._verdict.set_result(verdict)
+
+    def speak(self, text: str) -> None:
+        if not self._message.done():
+            self._message.set_result(text)
+
+    def close(self) -> None:
+        """The attempt is over: release an agent still waiting (it says nothing)."""
+        self.decided(Verdict.UNKNOWN)
+        self.speak("")
+
+    async def opening(self, greeting: str, hang_up: bool) -> tuple[str, bool]:
+        self.waiting = True
+        try:
+            verdict = await asyncio.wait_for(asyncio.shield(self._verdict), self.wait_s)
+        except TimeoutError:
+            verdict = Verdict.UNKNOWN
+        if verdict is not Verdict.MACHINE:
+            self.waiting = False
+            self.greeted = True
+            return greeting, hang_up
+        text = await self._message
+        self.waiting = False
+        return text, bool(text)
 
 
 def tone_message(seconds: float = 1.0, hz: float = 440.0) -> MessageAudio:
