@@ -2,13 +2,17 @@
 
 Logs in, reads the overview, filters the call list, opens a call and checks that the
 waterfall and network charts hold the seeded numbers, the transcript shows confidence and
-the recording player's URL is served with the cookie (and not without it). Screenshots go
-to ``artifacts/dashboard/`` for a human to look at.
+the recording player's URL is served with the cookie (and not without it); creates two
+campaigns through the API, runs one to completion with the real campaign worker and a
+scripted dialer (outcomes and retries), leaves the other with a call in flight, and checks
+the campaigns list and campaign page show the right counts. Screenshots go to
+``artifacts/dashboard/`` for a human to look at.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -17,11 +21,16 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.api.test_calls import TOKEN, seed
+from tests.cluster.fakes import ScriptedDialer
 from tests.servers import free_port
+from voxgate.cluster.campaign_db import CampaignStore
+from voxgate.cluster.campaigns import CampaignWorker, DialStatus
+from voxgate.cluster.jobs import LocalJobQueue
 from voxgate.observability.records import CallRecords
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,6 +59,10 @@ SERVER = textwrap.dedent(
         records = await CallRecords.open(url)
         app = create_app(settings)
         app.state.records = records
+        from voxgate.cluster.campaign_db import CampaignStore
+        from voxgate.cluster.campaigns import Campaigns
+        from voxgate.cluster.jobs import LocalJobQueue
+        app.state.campaigns = Campaigns(CampaignStore(records.engine), LocalJobQueue(), "dash")
         config = uvicorn.Config(app, host="127.0.0.1", port=int(port), log_level="warning",
                                 lifespan="off")
         await uvicorn.Server(config).serve()
@@ -63,6 +76,55 @@ async def _seed(url: str, rec_dir: Path) -> None:
     records = await CallRecords.open(url)
     try:
         await seed(records, rec_dir, extra=40)
+    finally:
+        await records.close()
+
+
+PHONES = [f"+1555010{i:04d}" for i in range(9)]
+SCRIPT: dict[str, list[DialStatus]] = {
+    PHONES[0]: ["completed"], PHONES[1]: ["completed"], PHONES[2]: ["completed"],
+    PHONES[3]: ["busy"], PHONES[4]: ["busy"],  # busy every time: 3 attempts each
+    PHONES[5]: ["no_answer", "completed"],  # answers on the retry
+    PHONES[6]: ["voicemail"], PHONES[7]: ["failed"],
+}  # fmt: skip
+# PHONES[8] is on the do-not-call list.
+EXPECTED = {"completed": 4, "answered": 0, "voicemail": 1, "busy": 2, "no_answer": 0, "failed": 1,
+            "dnc": 1, "done": 9, "dialing": 0, "pending": 0, "attempts": 3 + 6 + 2 + 1 + 1}  # fmt: skip
+
+
+def _post(base: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        data: dict[str, Any] = json.loads(resp.read())
+        return data
+
+
+async def _run_campaign(url: str, campaign_id: str) -> None:
+    """A node's campaign worker, in this process, on the server's DB, to the campaign's end."""
+    records = await CallRecords.open(url)
+    try:
+        store = CampaignStore(records.engine)
+        worker = CampaignWorker(store, LocalJobQueue(), ScriptedDialer(SCRIPT, hold_s=0.005), "dash", poll_s=0.01)
+        await worker.resume_local()
+        try:
+            async with asyncio.timeout(30):
+                while (await store.campaign(campaign_id) or {}).get("status") != "completed":  # noqa: ASYNC110
+                    await worker.step()
+                    await asyncio.sleep(0.01)
+        finally:
+            await worker.close()
+    finally:
+        await records.close()
+
+
+async def _dialing(url: str, campaign_id: str) -> None:
+    """One contact of a campaign with an attempt in progress (as a worker leaves it mid-call)."""
+    records = await CallRecords.open(url)
+    try:
+        store = CampaignStore(records.engine)
+        contacts = await store.contacts(campaign_id)
+        await store.start_attempt(contacts[0]["id"], campaign_id, 1, "dash")
     finally:
         await records.close()
 
@@ -88,6 +150,15 @@ def server(tmp_path: Path) -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"server did not start: {proc.stderr.read() if proc.stderr else ''}") from None
                 time.sleep(0.1)
+        done = _post(base, "/v1/campaigns", {
+            "name": "Dental reminders", "app": "agent", "window": "00:00-24:00", "cps": 100,
+            "max_concurrent": 3, "max_attempts": 3, "retry_backoff_s": 0.01, "dnc": [PHONES[8]],
+            "contacts": [{"phone": p, "name": f"Patient {i}"} for i, p in enumerate(PHONES)]})  # fmt: skip
+        asyncio.run(_run_campaign(url, done["id"]))
+        live = _post(base, "/v1/campaigns", {
+            "name": "Payment follow-ups", "app": "agent", "window": "00:00-24:00",
+            "contacts": [{"phone": f"+1555020{i:04d}"} for i in range(4)]})  # fmt: skip
+        asyncio.run(_dialing(url, live["id"]))
         yield base
     finally:
         proc.terminate()
@@ -189,6 +260,44 @@ def test_dashboard_in_chromium(server: str) -> None:
             # Live page renders (no live calls in this process).
             page.click("a[data-nav=live]")
             page.wait_for_selector("text=No live calls.")
+
+            # Campaigns: the list's counts, then one campaign's page.
+            page.click("a[data-nav=campaigns]")
+            page.wait_for_selector("#campaigns-table tbody tr")
+            assert page.locator("#campaigns-table tbody tr").count() == 2
+            listed = page.evaluate("async () => (await fetch('/v1/campaigns')).json()")
+            by_name = {c["name"]: c for c in listed}
+            done_row = page.locator(f"#campaigns-table tr[data-campaign={by_name['Dental reminders']['id']}]")
+            for key, value in EXPECTED.items():  # outcome chips show only outcomes that occurred
+                cell = done_row.locator(f"[data-count={key}]")
+                assert (cell.inner_text() if cell.count() else "0") == str(value), key
+            assert done_row.locator("[data-count=answered]").count() == 0
+            assert done_row.locator("[data-status]").inner_text() == "completed"
+            live_row = page.locator(f"#campaigns-table tr[data-campaign={by_name['Payment follow-ups']['id']}]")
+            assert live_row.locator("td[data-count=dialing]").inner_text() == "1"
+            assert live_row.locator("td[data-count=pending]").inner_text() == "3"
+            assert live_row.locator("[data-status]").inner_text() == "running"
+            page.screenshot(path=str(ARTIFACTS / "campaigns.png"), full_page=True)
+
+            done_row.click()
+            page.wait_for_selector("#contacts-table tbody tr")
+            assert page.locator("[data-tile=total] .value").inner_text() == "9"
+            assert page.locator("[data-tile=attempts] .value").inner_text() == str(EXPECTED["attempts"])
+            assert page.locator("[data-tile=attempts] .sub").inner_text() == "3 contact(s) retried"
+            assert page.locator("[data-tile=dialing] .value").inner_text() == "0"
+            outcomes = page.locator("#contacts-table tbody tr")
+            assert outcomes.count() == 9
+            seen: dict[str, tuple[str, str]] = {}
+            for i in range(9):
+                cells = outcomes.nth(i).locator("td")
+                seen[cells.nth(0).inner_text()] = (cells.nth(3).inner_text(), cells.nth(4).inner_text())
+            assert seen[PHONES[0]] == ("completed", "1")
+            assert seen[PHONES[3]] == ("busy", "3") and seen[PHONES[4]] == ("busy", "3")
+            assert seen[PHONES[5]] == ("completed", "2")
+            assert seen[PHONES[6]] == ("voicemail", "1") and seen[PHONES[7]] == ("failed", "1")
+            assert seen[PHONES[8]] == ("dnc", "0")
+            assert page.locator("#outcome-chart rect.bar").count() >= 4
+            page.screenshot(path=str(ARTIFACTS / "campaign.png"), full_page=True)
 
             # Another browser context without the cookie gets no recording.
             other = browser.new_context()

@@ -1,5 +1,6 @@
 // voxgate dashboard: hash-routed pages over the REST API (cookie-authenticated fetches).
-// Pages: #/overview, #/live, #/calls?filters, #/call/<id>. All times are shown in UTC.
+// Pages: #/overview, #/live, #/calls?filters, #/call/<id>, #/campaigns, #/campaign/<id>.
+// All times are shown in UTC.
 "use strict";
 
 (function () {
@@ -254,6 +255,128 @@
     });
   }
 
+
+  // --- campaigns ------------------------------------------------------------------------
+  const OUTCOMES = [
+    { key: "completed", name: "Completed", color: "#2e8b57" },
+    { key: "answered", name: "Answered", color: "#59a14f" },
+    { key: "voicemail", name: "Voicemail", color: "#4e79a7" },
+    { key: "busy", name: "Busy", color: "#f28e2b" },
+    { key: "no_answer", name: "No answer", color: "#b7791f" },
+    { key: "failed", name: "Failed", color: "#c0392b" },
+    { key: "dnc", name: "Do not call", color: "#8c96a3" },
+  ];
+  const GOOD_OUTCOMES = new Set(["completed", "answered", "voicemail"]);
+  const outcomeBadge = (o) => !o ? h("span", { class: "muted" }, "—") :
+    h("span", { class: "badge " + (GOOD_OUTCOMES.has(o) ? "good" : o === "dnc" ? "" : "bad"), "data-outcome": o }, o);
+  const statusBadge = (s) => h("span", { class: "badge " + (s === "running" ? "live" : s === "completed" ? "good" : ""), "data-status": s }, s);
+
+  function progressBar(p, total) {
+    // One stacked bar: final outcomes in their colours, then in flight, then pending.
+    const bar = h("div", { class: "progress", title: `${p.done} of ${total} contacts done` });
+    const seg = (n, color, label) => {
+      if (!n || !total) return;
+      const s = h("i", { title: `${label}: ${n}` });
+      s.style.width = `${(100 * n) / total}%`;
+      s.style.background = color;
+      bar.appendChild(s);
+    };
+    for (const o of OUTCOMES) seg(p[o.key], o.color, o.name);
+    seg(p.dialing, "#edc948", "In flight");
+    return bar;
+  }
+
+  async function campaignsPage() {
+    let data;
+    const render = async () => {
+      try {
+        data = await api("/v1/campaigns");
+      } catch (err) {
+        if (String(err.message).includes("HTTP 503")) {
+          view.textContent = "";
+          view.append(h("h1", {}, "Campaigns"), card(h("p", { class: "empty" }, "Campaigns are not enabled on this node (they need a records database).")));
+          return;
+        }
+        throw err;
+      }
+      const head = [h("th", {}, "Campaign"), h("th", {}, "App"), h("th", {}, "Status"), h("th", {}, "Created (UTC)"), h("th", {}, "Progress")]
+        .concat(["Contacts", "Done", "In flight", "Pending", "Attempts"].map((t) => h("th", { class: "num" }, t)), [h("th", {}, "Outcomes")]);
+      const rows = data.map((c) => {
+        const p = c.progress;
+        const chips = OUTCOMES.filter((o) => p[o.key]).map((o) => h("span", { class: "chip", title: o.name },
+          h("i", { class: "swatch", "data-color": o.color }), `${o.name} `, h("b", { "data-count": o.key }, String(p[o.key]))));
+        return h("tr", { class: "clickable", "data-campaign": c.id, onclick: () => { location.hash = `#/campaign/${encodeURIComponent(c.id)}`; } },
+          h("td", {}, h("div", {}, c.name || c.id), c.name ? h("div", { class: "muted small" }, c.id) : null),
+          h("td", {}, c.app), h("td", {}, statusBadge(c.status)), h("td", { class: "nowrap" }, utc(c.created_at)),
+          h("td", {}, progressBar(p, c.total), h("div", { class: "muted small" }, `${c.total ? Math.round((100 * p.done) / c.total) : 0}% done`)),
+          h("td", { class: "num", "data-count": "total" }, String(c.total)),
+          h("td", { class: "num", "data-count": "done" }, String(p.done)),
+          h("td", { class: "num", "data-count": "dialing" }, String(p.dialing)),
+          h("td", { class: "num", "data-count": "pending" }, String(p.pending)),
+          h("td", { class: "num", "data-count": "attempts" }, String(p.attempts)),
+          h("td", { class: "chips" }, chips.length ? chips : h("span", { class: "muted" }, "none yet")));
+      });
+      view.textContent = "";
+      view.append(h("h1", {}, "Campaigns"), card(
+        h("p", { class: "muted" }, `${data.length} campaign(s) · refreshes every 3 s · create them with POST /v1/campaigns`),
+        rows.length ? h("div", { class: "scroll" }, h("table", { id: "campaigns-table" }, h("thead", {}, h("tr", {}, head)), h("tbody", {}, rows)))
+          : h("p", { class: "empty" }, "No campaigns yet.")));
+      for (const sw of view.querySelectorAll("i.swatch")) sw.style.background = sw.dataset.color; // CSSOM (CSP)
+    };
+    await render();
+    timer = setInterval(() => render().catch(showError), 3000);
+  }
+
+  async function campaignPage(id) {
+    const render = async () => {
+      const c = await api(`/v1/campaigns/${encodeURIComponent(id)}`);
+      const p = c.progress;
+      const spec = c.spec || {};
+      const chart = h("div", { id: "outcome-chart" });
+      const retried = c.contacts.filter((x) => x.attempts > 1).length;
+      const rows = c.contacts.map((x) => h("tr", { "data-contact": x.id },
+        h("td", {}, x.phone), h("td", {}, x.name || "—"), h("td", {}, x.state),
+        h("td", {}, outcomeBadge(x.state === "done" ? x.outcome : null),
+          x.state !== "done" && x.outcome ? h("span", { class: "muted small" }, ` last: ${x.outcome}`) : null),
+        h("td", { class: "num", "data-attempts": x.attempts }, String(x.attempts)),
+        h("td", { class: "num" }, String(Math.max(0, x.attempts - 1))),
+        h("td", {}, x.state === "pending" && x.next_at ? utc(x.next_at) : "—"),
+        h("td", {}, x.last_call_id ? h("a", { href: `#/call/${encodeURIComponent(x.last_call_id)}` }, x.last_call_id) : "—"),
+        h("td", {}, Object.keys(x.result || {}).length ? h("code", {}, JSON.stringify(x.result)) : "—")));
+      view.textContent = "";
+      view.append(
+        h("p", {}, h("a", { href: "#/campaigns" }, "← all campaigns")),
+        h("h1", {}, `Campaign ${c.name || c.id} `, statusBadge(c.status)),
+        card(h("div", { class: "meta" }, [
+          ["ID", c.id], ["App", c.app], ["Created (UTC)", utc(c.created_at)], ["Finished (UTC)", utc(c.finished_at)],
+          ["Window", `${spec.window || "—"} (${spec.timezone || "UTC"})`], ["Max concurrent", String(spec.max_concurrent ?? "—")],
+          ["Calls per second", String(spec.cps ?? "—")], ["Max attempts", String(spec.max_attempts ?? "—")],
+          ["Answering-machine detection", spec.amd ? "on" : "off"],
+        ].map(([label, value]) => h("div", {}, h("span", {}, label), value)))),
+        h("div", { class: "tiles" },
+          tile("Contacts", String(c.total), `${p.dnc} on the do-not-call list`, "total"),
+          tile("Done", String(p.done), `${c.total ? Math.round((100 * p.done) / c.total) : 0}%`, "done"),
+          tile("In flight", String(p.dialing), "calls being dialled now", "dialing"),
+          tile("Pending", String(p.pending), "waiting for a dial or a retry", "pending"),
+          tile("Attempts", String(p.attempts), `${retried} contact(s) retried`, "attempts")),
+        h("div", { class: "grid2" }, card(chart), card(h("h2", {}, "Progress"), progressBar(p, c.total),
+          h("ul", { class: "legend" }, OUTCOMES.concat([{ key: "dialing", name: "In flight", color: "#edc948" }, { key: "pending", name: "Pending", color: "#e7ecf2" }])
+            .map((o) => h("li", {}, h("i", { class: "swatch", "data-color": o.color }), `${o.name}: `, h("b", { "data-legend": o.key }, String(p[o.key] || 0))))))),
+        card(h("h2", {}, "Contacts"), h("div", { class: "scroll" }, h("table", { id: "contacts-table" },
+          h("thead", {}, h("tr", {}, ["Phone", "Name", "State", "Outcome"].map((t) => h("th", {}, t)),
+            ["Attempts", "Retries"].map((t) => h("th", { class: "num" }, t)), ["Next attempt (UTC)", "Last call", "Result"].map((t) => h("th", {}, t)))),
+          h("tbody", {}, rows)))));
+      for (const s of view.querySelectorAll("i.swatch")) s.style.background = s.dataset.color; // CSSOM (CSP)
+      C.barChart(chart, {
+        title: "Final outcome per contact",
+        items: OUTCOMES.map((o) => ({ label: o.name, value: p[o.key] || 0, color: o.color })),
+        xLabel: "contacts",
+      });
+    };
+    await render();
+    timer = setInterval(() => render().catch(showError), 3000);
+  }
+
   // --- router ---------------------------------------------------------------------------
   async function route() {
     if (timer) { clearInterval(timer); timer = null; }
@@ -261,11 +384,14 @@
     const [path, query] = hash.split("?");
     const params = new URLSearchParams(query || "");
     const [page, arg] = path.split("/");
-    for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === (page === "call" ? "calls" : page));
+    const nav = page === "call" ? "calls" : page === "campaign" ? "campaigns" : page;
+    for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === nav);
     try {
       if (page === "live") await live();
       else if (page === "calls") await calls(params);
       else if (page === "call" && arg) await callPage(decodeURIComponent(arg));
+      else if (page === "campaigns") await campaignsPage();
+      else if (page === "campaign" && arg) await campaignPage(decodeURIComponent(arg));
       else await overview(params);
       view.dataset.page = page;
     } catch (err) {
