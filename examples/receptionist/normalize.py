@@ -10,9 +10,13 @@ copy the caller's words into the right argument.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, time, timedelta
 
-__all__ = ["parse_date", "parse_time", "spoken_digits", "words_to_number"]
+__all__ = [
+    "code_in", "dates_in", "ground", "numbers_in", "parse_date", "parse_time", "read_when", "spoken_digits",
+    "times_in", "words_to_number",
+]
 
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _MONTHS = [
@@ -94,7 +98,7 @@ def parse_date(text: str, today: date) -> date | None:
         return _future(year, int(m[1]), int(m[2]), today, explicit_year=bool(m[3]))
     for i, name in enumerate(_MONTHS):
         m = re.search(rf"\b{name}\s+(?:the\s+)?([a-z0-9 -]+?)(?:,?\s+(\d{{4}}))?(?:\s|$|[.,])", t + " ")
-        m2 = re.search(rf"\b(?:the\s+)?([a-z0-9-]+(?: [a-z]+)?)\s+(?:of\s+)?{name}\b", t)
+        m2 = re.search(rf"\b(?:the\s+)?([a-z0-9-]+(?: (?!of\b)[a-z]+)?)\s+(?:of\s+)?{name}\b", t)
         for mm in (m, m2):
             if mm:
                 day = words_to_number(mm[1])
@@ -122,6 +126,8 @@ def _future(year: int, month: int, day: int, today: date, *, explicit_year: bool
         d = date(year, month, day)
     except ValueError:
         return None
+    if d < today and explicit_year and year < today.year:  # a year the model made up from its training data
+        return _future(today.year, month, day, today, explicit_year=False)
     if d < today and not explicit_year:
         try:
             d = date(year + 1, month, day)
@@ -138,16 +144,23 @@ _TIME_WORDS = re.compile(
 
 
 def parse_time(text: str) -> time | None:
-    """"3 p.m.", "3pm", "3:30 PM", "15:00", "three in the afternoon", "noon", "half past two"
-    -> a time. A bare hour 1-7 is taken as afternoon (a clinic's day); None if no time."""
+    """"3 p.m.", "3pm", "3:30 PM", "15:00", "three in the afternoon", "noon", "half past two",
+    "quarter past ten", "a quarter to four" -> a time. A bare hour 1-7 is taken as afternoon (a clinic's day); None if no time."""
     t = text.strip().lower()
     if re.search(r"\bnoon\b|\bmidday\b", t):
         return time(12, 0)
-    m = re.search(r"\bhalf past (\w+)", t)
+    m = re.search(r"\b(half|(?:a )?quarter) (past|after|to) (\w+)", t)
     if m:
-        h = words_to_number(m[1])
+        h = words_to_number(m[3])
         if h is not None and 1 <= h <= 12:
-            return time(h + 12 if h <= 7 else h, 30)
+            minute = 30 if m[1] == "half" else 15
+            if m[2] == "to":
+                h, minute = (h - 2) % 12 + 1, 60 - minute
+            if re.search(r"\b(p\.?\s?m\b|afternoon|evening)", t[m.end() :]):
+                return time(h % 12 + 12, minute)
+            if re.search(r"\b(a\.?\s?m\b|morning)", t[m.end() :]):
+                return time(h % 12, minute)
+            return time(h + 12 if h <= 7 else h, minute)
     m = re.search(r"\b([01]?\d|2[0-3]):([0-5]\d)\b(?!\s*[ap]\.?\s?m)", t)
     if m:  # 24-hour clock, except that "at 3:30" in a clinic's day is the afternoon
         h, mi = int(m[1]), int(m[2])
@@ -178,3 +191,127 @@ def parse_time(text: str) -> time | None:
             continue
         return time(h, minute)
     return None
+
+
+def read_when(date_text: str, time_text: str | None, today: date) -> tuple[date | None, time | None]:
+    """The day and time a tool's ``date`` / ``time`` arguments mean. A small model sometimes
+    puts both into one of them ("date": "Friday morning at nine thirty", "time": "checkup"),
+    so what is missing from one is looked for in the other. As in ``parse_time``, 1-7 o'clock
+    is the afternoon, even when written "AM"."""
+    time_text = time_text or ""
+    day = parse_date(date_text, today) or (parse_date(time_text, today) if time_text else None)
+    t = parse_time(time_text) or parse_time(f"at {time_text}") if time_text else None
+    if t is None:
+        t = parse_time(date_text)
+    if t is not None and 1 <= t.hour <= 7:  # "2:45 AM" for "2:45": no clinic opens at night
+        t = t.replace(hour=t.hour + 12)
+    return day, t
+
+
+def _spans(text: str, width: int = 5) -> list[str]:
+    words = re.findall(r"[\w'/:.-]+", text.lower())
+    return [" ".join(words[i : i + n]) for i in range(len(words)) for n in range(1, width + 1) if i + n <= len(words)]
+
+
+def dates_in(text: str, today: date) -> list[date]:
+    """Every day mentioned in ``text``, in order ("from Tuesday to Friday" -> both)."""
+    found: dict[date, None] = {}
+    for span in _spans(text, 4):
+        d = parse_date(span, today)
+        if d is not None:
+            found.setdefault(d)
+    return list(found)
+
+
+def times_in(text: str) -> list[time]:
+    """Every time of day mentioned in ``text``, in order (clinic hours: 1-7 is afternoon)."""
+    found: dict[time, None] = {}
+    for span in _spans(text, 5):
+        t = parse_time(span)
+        if t is not None:
+            found.setdefault(t.replace(hour=t.hour + 12) if 1 <= t.hour <= 7 else t)
+    return list(found)
+
+
+def numbers_in(text: str) -> list[str]:
+    """Digit strings as spoken ("order one two three" -> "123", "4 5 6" -> "456")."""
+    runs: list[str] = []
+    run = ""
+    for w in re.findall(r"[A-Za-z]+|\d+", text):
+        lw = w.lower()
+        digit = w if w.isdigit() else (str(_UNITS[lw]) if lw in _UNITS and _UNITS[lw] < 10 else None)
+        if digit is not None:
+            run += digit
+        elif run:
+            runs.append(run)
+            run = ""
+    return [*runs, run] if run else runs
+
+
+def code_in(text: str) -> str:
+    """A 4-character confirmation code spelled out ("D 9 L 4", "seven R two P") or ""; letters
+    count only as written in capitals (Whisper writes spelled letters that way)."""
+    tokens: list[str | None] = []
+    for w in re.findall(r"[A-Za-z]+|\d+", text):
+        lw = w.lower()
+        if w.isdigit() and len(w) == 1:
+            tokens.append(w)
+        elif lw in _UNITS and _UNITS[lw] < 10:
+            tokens.append(str(_UNITS[lw]))
+        elif len(w) == 1 and w.isupper():
+            tokens.append(w)
+        else:
+            tokens.append(None)
+    for i in range(len(tokens) - 3):
+        window = tokens[i : i + 4]
+        if all(window):
+            code = "".join(t for t in window if t)
+            if any(c.isdigit() for c in code) and any(c.isalpha() for c in code):
+                return code
+    return ""
+
+
+def ground(tool: str, args: dict[str, object], said: Sequence[str], today: date) -> dict[str, object]:
+    """``args`` as a tool should act on them, checked against what the caller ``said`` in the
+    call (their turns in order, this turn last). A 0.5B model fills slots with values nobody
+    said ("2023-10-15", "10:00 AM", "John Doe", code "1234567890") or puts them in the wrong
+    slot: a value the caller never said is replaced by the one they said this turn (the last
+    day mentioned for a move: "from Tuesday to Friday"), else dropped so that the tool asks.
+    Dates and times come back as ISO text."""
+    now = said[-1] if said else ""
+    everything = " \n ".join(said)
+    out = dict(args)
+    if "date" in args:
+        day, t = read_when(str(args.get("date") or ""), str(args.get("time") or "") or None, today)
+        days_now = dates_in(now, today)
+        if tool == "reschedule_appointment" and len(days_now) > 1:
+            day = days_now[-1]
+        elif day not in days_now and day not in dates_in(everything, today) and not (day and _grounded_words(str(args.get("date") or ""), everything)):
+            day = days_now[-1] if days_now else None
+        out["date"] = day.isoformat() if day else ""
+        if "time" in args:
+            times_now = times_in(now)
+            if t not in times_now and t not in times_in(everything) and not (t and _grounded_words(str(args.get("time") or ""), everything)):
+                t = times_now[0] if times_now else None
+            out["time"] = t.strftime("%H:%M") if t else ""
+    for key in ("name_or_code", "name"):
+        value = str(args.get(key) or "")
+        if key == "name_or_code" and (code := code_in(now)) and code not in spoken_digits(value):
+            out[key] = code
+        elif value and not _grounded_words(value, everything):
+            out[key] = ""
+    if "order_number" in args:
+        numbers = numbers_in(now)
+        if numbers and spoken_digits(str(args["order_number"] or "")) not in numbers_in(everything):
+            out["order_number"] = max(numbers, key=len)
+    return out
+
+
+def _grounded_words(value: str, said: str) -> bool:
+    """Every word of ``value`` occurs in ``said`` (case-insensitive; a code may be written
+    "K7Q2" for "K 7 Q 2")."""
+    heard = re.findall(r"[a-z0-9]+", said.lower())
+    if spoken_digits(value) and spoken_digits(value) in "".join(spoken_digits(w) for w in heard):
+        return True
+    words = re.findall(r"[a-z0-9]+", value.lower())
+    return bool(words) and all(w in heard for w in words)

@@ -1,0 +1,128 @@
+"""Routing by example phrasings (``EmbeddingRouter``, ``FirstRouter``) and the receptionist's
+normalisation of spoken days and times."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+from examples.receptionist.normalize import (
+    code_in,
+    dates_in,
+    ground,
+    numbers_in,
+    parse_date,
+    parse_time,
+    read_when,
+    times_in,
+)
+
+from voxgate.knowledge.embeddings import HashEmbedder
+from voxgate.knowledge.runtime import EmbeddingRouter, FirstRouter, KeywordRouter
+
+WEDNESDAY = date(2026, 11, 25)
+
+
+def test_embedding_router_nearest_example_and_no_tool_label() -> None:
+    router = EmbeddingRouter(
+        HashEmbedder(),
+        {
+            "cancel_appointment": ["cancel my appointment", "drop my visit"],
+            "check_order_status": ["status of my lab order"],
+            None: ["what are your opening hours"],
+        },
+        min_score=0.3,
+    )
+    assert router("please drop my visit on monday") == "cancel_appointment"
+    assert router("what is the status of lab order 12") == "check_order_status"
+    assert router("what are your opening hours on friday") is None  # the no-tool label
+    assert router("zebra") is None  # nothing near enough
+    assert router("  ") is None
+    scores = router.scores("cancel my appointment")
+    assert scores["cancel_appointment"] == pytest.approx(1.0)
+
+
+def test_first_router_takes_the_first_that_names_a_tool() -> None:
+    keywords = KeywordRouter([(r"\bcancel", "cancel_appointment")])
+    fallback = EmbeddingRouter(HashEmbedder(), {"book_appointment": ["book an appointment"]}, min_score=0.3)
+    router = FirstRouter(keywords, fallback)
+    assert router("cancel and book an appointment") == "cancel_appointment"
+    assert router("book an appointment friday") == "book_appointment"
+    assert router("hello") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("quarter past ten in the morning", time(10, 15)),
+        ("a quarter to four", time(15, 45)),
+        ("quarter after 9", time(9, 15)),
+        ("half past two", time(14, 30)),
+        ("half past seven p.m.", time(19, 30)),
+    ],
+)
+def test_parse_time_quarters(text: str, expected: time) -> None:
+    assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("second of December", date(2026, 12, 2)),
+        ("the twenty second of december", date(2026, 12, 22)),
+        ("December 8th, 2023", date(2026, 12, 8)),  # a year the model made up
+        ("December 8th, 2027", date(2027, 12, 8)),  # a future year is kept
+        ("4 December", date(2026, 12, 4)),
+    ],
+)
+def test_parse_date_ordinals_and_invented_years(text: str, expected: date) -> None:
+    assert parse_date(text, WEDNESDAY) == expected
+
+
+def test_read_when_looks_in_both_arguments() -> None:
+    assert read_when("Friday morning at nine thirty", "checkup", WEDNESDAY) == (date(2026, 11, 27), time(9, 30))
+    assert read_when("tomorrow", "2:45 AM", WEDNESDAY) == (date(2026, 11, 26), time(14, 45))
+    assert read_when("whenever", "3 pm", WEDNESDAY) == (None, time(15, 0))
+    assert read_when("next Tuesday", "", WEDNESDAY) == (date(2026, 12, 1), None)
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "said", "expected"),
+    [
+        (  # the time put into the date, a made-up time in the time
+            "book_appointment", {"date": "Tuesday, half past two", "time": "10:00 AM"},
+            ["Could I get in next Tuesday, maybe around half past two?"], {"date": "2026-12-01", "time": "14:30"},
+        ),
+        (  # nothing said: nothing invented (the tool asks)
+            "book_appointment", {"date": "2023-10-15", "time": "14:00", "name": "John Doe"},
+            ["I'd like to make an appointment."], {"date": "", "time": "", "name": ""},
+        ),
+        (  # a move: the day said last is the new one
+            "reschedule_appointment", {"date": "Tuesday", "time": "ten thirty", "name_or_code": ""},
+            ["Can you move me from Tuesday to Friday, ten thirty?"], {"date": "2026-11-27", "time": "10:30"},
+        ),
+        (  # a spelled code the model did not copy
+            "cancel_appointment", {"name_or_code": "1234567890"},
+            ["Cancel it please, the code is four X nine B."], {"name_or_code": "4X9B"},
+        ),
+        (  # said in an earlier turn: kept
+            "book_appointment", {"date": "Friday", "time": "ten"},
+            ["Anything on Friday?", "Ten works, book it."], {"date": "2026-11-27", "time": "10:00"},
+        ),
+        ("check_order_status", {"order_number": "two three"}, ["order one two three"], {"order_number": "123"}),
+        ("cancel_appointment", {"name_or_code": "Maria Garcia"}, ["Cancel for Maria Garcia"], {"name_or_code": "Maria Garcia"}),
+    ],
+)
+def test_ground_checks_arguments_against_the_callers_words(
+    tool: str, args: dict[str, object], said: list[str], expected: dict[str, object]
+) -> None:
+    out = ground(tool, args, said, WEDNESDAY)
+    assert {k: out[k] for k in expected} == expected
+
+
+def test_spoken_values_in_text() -> None:
+    assert dates_in("from Tuesday to Friday", WEDNESDAY) == [date(2026, 12, 1), date(2026, 11, 27)]
+    assert times_in("at nine, or a quarter past ten in the morning") == [time(9, 0), time(10, 15), time(10, 0)]
+    assert numbers_in("order four five six, not 7") == ["456", "7"]
+    assert code_in("My code's D 9 L 4, I think") == "D9L4"
+    assert code_in("I need a cleaning") == ""
