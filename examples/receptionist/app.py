@@ -42,17 +42,24 @@ from examples.receptionist.appointments import (
     say_date,
     say_time,
 )
-from examples.receptionist.normalize import parse_date, parse_time, spoken_digits
+from examples.receptionist.intents import INTENT_EXAMPLES
+from examples.receptionist.normalize import ground, parse_date, read_when, spoken_digits
 
 from voxgate.agent.config import AgentSettings
 from voxgate.agent.pipeline import AgentProviders
 from voxgate.knowledge.embeddings import Embedder
 from voxgate.knowledge.rag import KnowledgeBase
 from voxgate.knowledge.rules import AfterHours, OpeningHours, RouteRules
-from voxgate.knowledge.runtime import KeywordRouter, Knowledge
+from voxgate.knowledge.runtime import (
+    CALLER_TURNS,
+    EmbeddingRouter,
+    FirstRouter,
+    KeywordRouter,
+    Knowledge,
+)
 from voxgate.knowledge.tools import Tool, ToolContext, ToolRegistry, ToolReply
 
-__all__ = ["CLINIC_DOC", "PROMPT", "RULES", "Receptionist", "build_tools"]
+__all__ = ["CLINIC_DOC", "PROMPT", "ROUTER", "RULES", "Receptionist", "build_router", "build_tools"]
 
 CLINIC_DOC = Path(__file__).with_name("clinic.md")
 TIMEZONE = "America/New_York"
@@ -62,6 +69,8 @@ PROMPT = (
     "sentences. Call a tool when the caller wants to book, check free times, reschedule or "
     "cancel an appointment, check a lab order, be transferred, or end the call. Copy the "
     "caller's own words for days and times into the arguments; never turn them into dates. "
+    "Put the day in date, the time of day in time, and a name, confirmation code or order "
+    "number exactly as the caller said it. "
     "Answer questions about the clinic from the facts given, without a tool."
 )
 
@@ -95,6 +104,19 @@ ROUTER = KeywordRouter(
 )
 """Which tool the caller's words ask for, decided outside the model (see ``KeywordRouter``)."""
 
+
+def build_router(embedder: Embedder) -> FirstRouter:
+    """Which tool the caller's words ask for, decided outside the model: ``ROUTER``'s precise
+    keywords (reschedule, cancel, order, availability; the verbs "book" and "schedule") first,
+    then the nearest of the example phrasings in ``intents.py`` by meaning
+    (``EmbeddingRouter``). ``ROUTER``'s nouns for a booking ("appointment", "come in", ...)
+    are left out: they catch "I won't be needing the appointment" as a booking."""
+    precise = KeywordRouter(
+        [(p.pattern, tool) for p, tool in ROUTER.rules if tool != "book_appointment"]
+        + [(r"\b(book|schedule)\b", "book_appointment")]
+    )
+    return FirstRouter(precise, EmbeddingRouter(embedder, INTENT_EXAMPLES, min_score=0.5))
+
 LAB_ORDERS = {
     "456": "Your night guard, order 4 5 6, is ready for pickup at the front desk.",
     "123": "Order 1 2 3, your crown, is still at the lab and should be ready on Friday.",
@@ -105,15 +127,25 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
     """The receptionist's tools over ``book``; ``today`` is the clinic's local date."""
 
     def when(day_text: str, time_text: str | None = None) -> tuple[date, Any]:
-        day = parse_date(day_text, today())
+        if time_text is None:
+            day = parse_date(day_text, today())
+            if day is None:
+                raise BookingError("Which day would you like?")
+            return day, None
+        day, t = read_when(day_text, time_text, today())
         if day is None:
             raise BookingError("Which day would you like?")
-        if time_text is None:
-            return day, None
-        t = parse_time(time_text) or parse_time(f"at {time_text}")
         if t is None:
             raise BookingError(f"What time on {say_date(day)} would you like?")
         return day, t
+
+    def grounded(ctx: ToolContext, tool: str, **args: str) -> dict[str, str]:
+        """``args`` checked against the caller's words this call (``ground``); unchanged when
+        the tool is called without them (tests, other front ends)."""
+        said = ctx.state.get(CALLER_TURNS)
+        if not said:
+            return args
+        return {k: str(v) for k, v in ground(tool, dict(args), said, today()).items()}
 
     def find(ctx: ToolContext, key: str) -> str:
         """The booking meant: by code or name if given and known, else the one made in this
@@ -137,12 +169,13 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
                 return mine.code
         raise BookingError("I couldn't find that appointment. What name or confirmation code is it under?")
 
-    async def check_availability(date: str) -> ToolReply:
+    async def check_availability(ctx: ToolContext, date: str) -> ToolReply:
         """Tell the caller which times are free on a day, when they ask what is free or available.
 
         Args:
             date: The day, in the caller's words.
         """
+        date = grounded(ctx, "check_availability", date=date)["date"]
         try:
             day, _ = when(date)
         except BookingError as exc:
@@ -163,6 +196,8 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
             name: The patient's name, if the caller gave it.
             reason: What the visit is for, e.g. "cleaning".
         """
+        g = grounded(ctx, "book_appointment", date=date, time=time, name=name)
+        date, time, name = g["date"], g["time"], g["name"]
         try:
             day, t = when(date, time)
             appt = book.book(name or ctx.caller or "caller", day, t, reason or "checkup", ctx.caller, today=today())
@@ -183,6 +218,8 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
             time: The new time in the caller's words.
             name_or_code: The name or confirmation code of the booking, if given.
         """
+        g = grounded(ctx, "reschedule_appointment", date=date, time=time, name_or_code=name_or_code)
+        date, time, name_or_code = g["date"], g["time"], g["name_or_code"]
         try:
             code = find(ctx, name_or_code)
             day, t = when(date, time)
@@ -202,6 +239,7 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
         Args:
             name_or_code: The name or confirmation code of the booking, if given.
         """
+        name_or_code = grounded(ctx, "cancel_appointment", name_or_code=name_or_code)["name_or_code"]
         try:
             appt = book.cancel(find(ctx, name_or_code))
         except BookingError as exc:
@@ -213,12 +251,13 @@ def build_tools(book: AppointmentBook, today: Callable[[], date]) -> ToolRegistr
             final=True,
         )
 
-    async def check_order_status(order_number: str) -> ToolReply:
+    async def check_order_status(ctx: ToolContext, order_number: str) -> ToolReply:
         """Status of a lab order by its order number (night guard, crown, retainer).
 
         Args:
             order_number: The order number as the caller said it.
         """
+        order_number = grounded(ctx, "check_order_status", order_number=order_number)["order_number"]
         number = spoken_digits(order_number)
         say = LAB_ORDERS.get(number, f"I can't find order {' '.join(number) or 'with that number'}. Could you repeat the number?")
         return ToolReply({"order": number, "status": say}, say=say, final=True)
@@ -264,7 +303,7 @@ class Receptionist:
             rules=rules,
             now=clock,
             call_control=("transfer_call", "end_call"),
-            router=ROUTER if route else None,
+            router=build_router(embedder) if route else None,
         )
         settings = AgentSettings(
             name="receptionist",
