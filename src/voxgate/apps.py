@@ -24,6 +24,7 @@ from voxgate.config import ProvidersSettings, Settings
 from voxgate.errors import ConfigError
 from voxgate.observability.observer import CallObserver
 from voxgate.providers.base import LLM, TTS, StreamingSTT
+from voxgate.providers.fallback import SwitchEvent
 from voxgate.websocket.bridge import bridge_factory
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,19 @@ class AgentApp:
         await pipeline.run()
 
 
+def switch_metrics(kind: str) -> Callable[[SwitchEvent], None]:
+    """Fallback-chain hook: count the failed provider and, when another takes over, a fallback."""
+
+    def hook(event: SwitchEvent) -> None:
+        from voxgate.observability.metrics import PROVIDER_ERRORS, PROVIDER_FALLBACKS
+
+        PROVIDER_ERRORS.labels(kind=kind, provider=event.failed).inc()
+        if event.next is not None:
+            PROVIDER_FALLBACKS.labels(kind=kind).inc()
+
+    return hook
+
+
 def build_providers(cfg: ProvidersSettings, progress: Progress, observer: CallObserver | None) -> AgentProviders:
     """Load (once per process) and chain the providers named in config. Blocking: models load."""
     from voxgate.audio.vad import SileroVad, WebRtcVad
@@ -105,14 +119,6 @@ def build_providers(cfg: ProvidersSettings, progress: Progress, observer: CallOb
     }
     if any(wants.values()):
         load_embedded(progress, whisper_model=cfg.whisper_model, **wants)
-
-    def on_switch(kind: str) -> Callable[..., None]:
-        def hook(*_: Any, **__: Any) -> None:
-            from voxgate.observability.metrics import PROVIDER_FALLBACKS
-
-            PROVIDER_FALLBACKS.labels(kind=kind).inc()
-
-        return hook
 
     def llm_options(name: str) -> dict[str, Any]:
         if name != "openai":
@@ -130,11 +136,11 @@ def build_providers(cfg: ProvidersSettings, progress: Progress, observer: CallOb
     llms: list[LLM] = [build_llm(n, **llm_options(n)) for n in cfg.llm]
     ttss: list[TTS] = [build_tts(n) for n in cfg.tts]
     stt: StreamingSTT = stts[0] if len(stts) == 1 else FallbackSTT(
-        stts, timeout=cfg.timeout_s, on_switch=on_switch("stt"))
+        stts, timeout=cfg.timeout_s, on_switch=switch_metrics("stt"))
     llm: LLM = llms[0] if len(llms) == 1 else FallbackLLM(
-        llms, timeout=cfg.timeout_s, on_switch=on_switch("llm"))
+        llms, timeout=cfg.timeout_s, on_switch=switch_metrics("llm"))
     tts: TTS = ttss[0] if len(ttss) == 1 else FallbackTTS(
-        ttss, timeout=cfg.timeout_s, on_switch=on_switch("tts"))
+        ttss, timeout=cfg.timeout_s, on_switch=switch_metrics("tts"))
     vad_factory: Callable[[], Any] = (lambda: SileroVad(16000)) if cfg.vad == "silero" else WebRtcVad
     return AgentProviders(stt, llm, tts, vad_factory)
 

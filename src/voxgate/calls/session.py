@@ -138,6 +138,7 @@ class CallSession:
     max_queued_frames: int = 250
     """Inbound frames kept for a slow consumer (5 s at 20 ms) before the oldest are dropped."""
 
+    received_frames: int = field(default=0, init=False)
     dropped_frames: int = field(default=0, init=False)
     end_reason: str | None = field(default=None, init=False)
     taps: list[Callable[[AudioFrame], None]] = field(default_factory=list, init=False)
@@ -156,6 +157,7 @@ class CallSession:
         """Called by the edge for each inbound frame; O(1), never blocks."""
         if self._ended.is_set():
             return
+        self.received_frames += 1
         for tap in self.taps:
             tap(frame)
         if self._audio.qsize() >= self.max_queued_frames:

@@ -240,6 +240,9 @@ class CallObserver:
         state = self._calls.pop(session.call_id, None)
         reason = session.end_reason or "unknown"
         m.AUDIO_FRAMES.labels(edge=session.edge, fate="dropped").inc(session.dropped_frames)
+        m.AUDIO_FRAMES.labels(edge=session.edge, fate="delivered").inc(
+            max(0, session.received_frames - session.dropped_frames)
+        )
         cost: dict[str, float] | None = None
         if state is not None:
             m.SESSION_HEALTH.labels(health="degraded" if state.degraded else "ok").dec()

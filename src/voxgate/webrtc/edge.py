@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from voxgate.api.auth import require_token
 from voxgate.calls.manager import CallManager, Draining
 from voxgate.calls.router import NoRoute
+from voxgate.observability.metrics import count_rejection
 from voxgate.webrtc._peer import OfferError, WebRtcCall, WebRtcOptions
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ async def offer(body: Offer, request: Request) -> Answer:
     try:
         call = await edge.offer(request.app.state.manager, body.sdp, body.room, body.caller)
     except OfferError as exc:
+        count_rejection("sdp")
         raise HTTPException(400, str(exc)) from None
     except NoRoute as exc:
         raise HTTPException(404, str(exc)) from None
