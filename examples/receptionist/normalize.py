@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import date, time, timedelta
 
 __all__ = [
-    "code_in", "dates_in", "ground", "numbers_in", "parse_date", "parse_time", "read_when", "spoken_digits",
+    "code_in", "dates_in", "ground", "name_in", "numbers_in", "parse_date", "parse_time", "read_when", "spoken_digits",
     "times_in", "words_to_number",
 ]
 
@@ -271,6 +271,12 @@ def code_in(text: str) -> str:
     return ""
 
 
+def name_in(text: str) -> str:
+    """The name a caller introduces ("my name is Sarah Jones", "this is Tom") or ""."""
+    m = re.search(r"\b(?:name is|this is)\s+((?:[A-Z][\w'-]*\s?){1,3})", text)
+    return m[1].strip() if m else ""
+
+
 def ground(tool: str, args: dict[str, object], said: Sequence[str], today: date) -> dict[str, object]:
     """``args`` as a tool should act on them, checked against what the caller ``said`` in the
     call (their turns in order, this turn last). A 0.5B model fills slots with values nobody
@@ -300,6 +306,8 @@ def ground(tool: str, args: dict[str, object], said: Sequence[str], today: date)
             out[key] = code
         elif value and not _grounded_words(value, everything):
             out[key] = ""
+        if key == "name" and key in args and not out[key]:
+            out[key] = name_in(now)
     if "order_number" in args:
         numbers = numbers_in(now)
         if numbers and spoken_digits(str(args["order_number"] or "")) not in numbers_in(everything):

@@ -10,6 +10,7 @@ from examples.receptionist.normalize import (
     code_in,
     dates_in,
     ground,
+    name_in,
     numbers_in,
     parse_date,
     parse_time,
@@ -126,3 +127,12 @@ def test_spoken_values_in_text() -> None:
     assert numbers_in("order four five six, not 7") == ["456", "7"]
     assert code_in("My code's D 9 L 4, I think") == "D9L4"
     assert code_in("I need a cleaning") == ""
+
+
+def test_name_introduced_by_the_caller() -> None:
+    assert name_in("Book me in for Friday. My name is Sarah O'Neil.") == "Sarah O'Neil"
+    assert name_in("Hello, this is Tom Baker, I need a filling") == "Tom Baker"
+    assert name_in("this is about my crown") == ""
+    out = ground("book_appointment", {"date": "Friday", "time": "3 pm", "name": ""},
+                 ["Friday at 3 pm please, my name is Ana Lee."], WEDNESDAY)
+    assert out["name"] == "Ana Lee"
