@@ -44,10 +44,36 @@ class CallManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.on_start: list[Listener] = []
         self.on_end: list[Listener] = []
+        self.ringing: dict[str, CallSession] = {}
+        """Outbound calls placed by this node that have not been answered yet."""
+        self.on_ring: list[Listener] = []
+        self.on_ring_end: list[Listener] = []
+        """Called for a ringing call that ends unanswered (an answered one goes through
+        ``on_start``/``on_end`` instead)."""
         self.draining = False
 
     def get(self, call_id: str) -> CallSession | None:
-        return self.calls.get(call_id)
+        """A live call by id: routed calls, and outbound calls still ringing (a hang-up
+        through their control CANCELs them)."""
+        return self.calls.get(call_id) or self.ringing.get(call_id)
+
+    async def ring(self, session: CallSession) -> None:
+        """An edge started dialling out: make the call visible (control, cluster registry)
+        before it is answered. Listener failures are logged, never stop the dial."""
+        self.ringing[session.call_id] = session
+        await self._notify(self.on_ring, session)
+
+    async def ring_done(self, session: CallSession) -> None:
+        """The dial is over: answered (``start`` ran) or ended unanswered."""
+        if self.ringing.pop(session.call_id, None) is not None and session.call_id not in self.calls:
+            await self._notify(self.on_ring_end, session)
+
+    async def _notify(self, listeners: list[Listener], session: CallSession) -> None:
+        for listener in listeners:
+            try:
+                await listener(session)
+            except Exception:
+                log.exception("call listener failed for %s", session.call_id)
 
     async def start(self, session: CallSession) -> asyncio.Task[None]:
         """Route and run a call; raises NoRoute or Draining before anything starts."""
@@ -55,6 +81,7 @@ class CallManager:
             raise Draining("node is draining; not accepting new calls")
         rule, app = self.router.resolve(session)
         self.calls[session.call_id] = session
+        self.ringing.pop(session.call_id, None)
         ACTIVE_CALLS.labels(edge=session.edge).inc()
         for listener in self.on_start:
             await listener(session)

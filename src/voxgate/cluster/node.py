@@ -1,6 +1,7 @@
 """``ClusterNode``: one voxgate process as a member of the cluster.
 
-It registers each call the node's ``CallManager`` starts (and forgets it at the end),
+It registers each call the node's ``CallManager`` starts (outbound calls from their first
+ring, ``state`` ringing then answered) and forgets it at the end;
 heartbeats a load report every ``heartbeat_s``, serves the control bus, and on every beat
 looks for peers whose heartbeat expired and reaps them (once, under a lock): their open
 calls are closed ``node_lost`` in the records DB, then removed from the registry.
@@ -87,6 +88,8 @@ class ClusterNode:
             await self.registry.join(self.node_id, self._report(), self.settings.heartbeat_timeout_s)
         self.manager.on_start.append(self._on_call_start)
         self.manager.on_end.append(self._on_call_end)
+        self.manager.on_ring.append(self._on_ring)
+        self.manager.on_ring_end.append(self._on_call_end)
         await self.bus.start()
         self._task = asyncio.create_task(self._beat_loop(), name=f"cluster-{self.node_id}")
 
@@ -106,6 +109,10 @@ class ClusterNode:
             self.manager.on_start.remove(self._on_call_start)
         with contextlib.suppress(ValueError):
             self.manager.on_end.remove(self._on_call_end)
+        with contextlib.suppress(ValueError):
+            self.manager.on_ring.remove(self._on_ring)
+        with contextlib.suppress(ValueError):
+            self.manager.on_ring_end.remove(self._on_call_end)
         if leave:
             with contextlib.suppress(Exception):
                 await self.registry.leave(self.node_id)
@@ -118,8 +125,19 @@ class ClusterNode:
             self.node_id,
             session.call_id,
             {"edge": session.edge, "caller": session.caller, "callee": session.callee,
-             "route": session.route, "started_at": f"{time.time():.3f}",
+             "route": session.route, "started_at": f"{time.time():.3f}", "state": "answered",
              "conversation_id": session.metadata.get("conversation_id", "")},
+        )  # fmt: skip
+
+    async def _on_ring(self, session: CallSession) -> None:
+        """An outbound call is registered from its first ring, so a hang-up through any node
+        reaches it (the owner CANCELs the INVITE); answering updates the entry."""
+        await self.registry.register_call(
+            self.node_id,
+            session.call_id,
+            {"edge": session.edge, "caller": session.caller, "callee": session.callee,
+             "route": session.requested_app or "", "state": "ringing",
+             "dialed_at": f"{time.time():.3f}"},
         )  # fmt: skip
 
     async def _on_call_end(self, session: CallSession) -> None:
@@ -166,7 +184,7 @@ class ClusterNode:
     async def _was_reaped(self) -> None:
         """We stalled past the timeout and a survivor closed our calls: stop them here too,
         so no call runs on media the rest of the cluster believes is gone."""
-        lost = list(self.manager.calls.values())
+        lost = [*self.manager.calls.values(), *self.manager.ringing.values()]
         if lost:
             log.error("node %s was declared dead; ending %d calls", self.node_id, len(lost))
         for session in lost:

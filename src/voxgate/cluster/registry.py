@@ -2,7 +2,8 @@
 
 Layout (``P`` = ``cluster.key_prefix``):
 
-- ``P:call:<call_id>``: hash (node, edge, caller, callee, route, started_at): who owns a call,
+- ``P:call:<call_id>``: hash (node, edge, caller, callee, route, state, started_at): who owns
+  a call (outbound ones from their first ring, ``state=ringing``),
   so a control command arriving on any node can be sent to the owner.
 - ``P:node:<node>:calls``: set of that node's call ids, so a survivor can find them after the
   node is gone without scanning every call.
@@ -93,6 +94,8 @@ class CallOwner:
     node_id: str
     edge: str = ""
     route: str = ""
+    state: str = ""
+    """``ringing`` (an outbound call not answered yet) or ``answered``."""
 
 
 class CallRegistry:
@@ -121,7 +124,8 @@ class CallRegistry:
         data = text_map(await self.redis.hgetall(self.keys.call(call_id)))
         if not data:
             return None
-        return CallOwner(call_id, data["node"], data.get("edge", ""), data.get("route", ""))
+        return CallOwner(call_id, data["node"], data.get("edge", ""), data.get("route", ""),
+                         data.get("state", ""))  # fmt: skip
 
     async def calls_of(self, node: str) -> set[str]:
         return text_set(await self.redis.smembers(self.keys.node_calls(node)))

@@ -621,8 +621,18 @@ class SipEdge:
         call.session.metadata["trunk"] = chosen.name
         call.session.requested_app = app
         self.calls[call.call_id] = call
-        self._spawn(self._guard(call, call.run_outbound(chosen, target)), f"sip-out-{call.call_id}")
+        self._spawn(self._guard(call, self._ringing(call, call.run_outbound(chosen, target))),
+                    f"sip-out-{call.call_id}")  # fmt: skip
         return call
+
+    async def _ringing(self, call: SipCall, work: Awaitable[None]) -> None:
+        """Tell the manager the call rings (cluster-wide control can CANCEL it) until
+        it is answered or over."""
+        await self.manager.ring(call.session)
+        try:
+            await work
+        finally:
+            await self.manager.ring_done(call.session)
 
     @property
     def uri(self) -> str:
