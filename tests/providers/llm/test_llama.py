@@ -124,3 +124,13 @@ def test_parse_call_rejects_malformed() -> None:
         [BOOK],
     )
     assert ok is not None and json.loads(ok.arguments)["day"] == "d"
+
+
+def test_parse_call_enforces_enum_values() -> None:
+    transfer = ToolSchema(
+        "transfer_call", "Transfer the caller.",
+        {"type": "object", "properties": {"target": {"const": "front desk", "type": "string"}}, "required": ["target"]},
+    )
+    assert parse_call('{"name": "transfer_call", "arguments": {"target": "billing office"}}', [transfer]) is None
+    ok = parse_call('{"name": "transfer_call", "arguments": {"target": "Front Desk"}}', [transfer])
+    assert ok is not None and json.loads(ok.arguments) == {"target": "front desk"}

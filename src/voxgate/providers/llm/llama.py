@@ -148,8 +148,10 @@ def call_schema(tools: Sequence[ToolSchema]) -> dict[str, Any]:
 
 def parse_call(raw: str, tools: Sequence[ToolSchema]) -> ToolCall | None:
     """A ``ToolCall`` from ``{"name": ..., "arguments": {...}}`` text, or None if it is not a
-    well-formed call of one of ``tools`` with its required arguments (trailing text such as
-    ``</tool_call>`` is ignored)."""
+    well-formed call of one of ``tools`` with its required arguments and, where the schema
+    lists the allowed values (``enum``/``const``), one of those (trailing text such as
+    ``</tool_call>`` is ignored). None means: redo under the grammar, which admits only valid
+    calls."""
     start = raw.find("{")
     if start < 0:
         return None
@@ -183,6 +185,14 @@ def parse_call(raw: str, tools: Sequence[ToolSchema]) -> ToolCall | None:
     known = params.get("properties")
     if known is not None:  # drop schema words echoed as arguments ("required": [...], "type": "object")
         args = {k: v for k, v in args.items() if k in known}
+        for k, v in args.items():  # a value outside an enum ("billing office" for "front desk"): redo
+            spec = known[k] if isinstance(known[k], dict) else {}
+            allowed = spec.get("enum", [spec["const"]] if "const" in spec else None)
+            if allowed is not None and v not in allowed:
+                same = [a for a in allowed if isinstance(a, str) and isinstance(v, str) and a.lower() == v.strip().lower()]
+                if not same:
+                    return None
+                args[k] = same[0]
     return ToolCall(f"call_{uuid.uuid4().hex[:12]}", str(obj["name"]), _tojson(args))
 
 
