@@ -57,7 +57,9 @@ SERVER = textwrap.dedent(
         settings.auth.api_tokens = [SecretStr(token)]
         settings.records.recordings_dir = Path(rec_dir)
         records = await CallRecords.open(url)
-        app = create_app(settings)
+        from voxgate.calls.manager import CallManager
+        from voxgate.calls.router import Router
+        app = create_app(settings, CallManager(Router([], {"agent": lambda rule: None})))
         app.state.records = records
         from voxgate.cluster.campaign_db import CampaignStore
         from voxgate.cluster.campaigns import Campaigns

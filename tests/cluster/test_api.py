@@ -59,6 +59,9 @@ async def test_campaign_api_single_node(db_url: str) -> None:
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
             assert (await client.post("/v1/campaigns", json={})).status_code == 401
+            bad = {"app": "ws://elsewhere.example/x", "contacts": [{"phone": "+15550001"}]}
+            r = await client.post("/v1/campaigns", json=bad, headers=AUTH)
+            assert r.status_code == 422 and "not a configured route" in r.text
             body = {"name": "json", "contacts": [{"phone": "+15550001", "name": "Ann"},
                                                  {"phone": "+15550002"}, {"phone": "+15550003"},
                                                  {"phone": "+15550004"}],

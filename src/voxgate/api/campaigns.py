@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from voxgate.api.auth import require_token
+from voxgate.calls.router import NoRoute
 from voxgate.cluster.campaigns import Campaigns, CampaignSpec, parse_contacts_csv
 
 router = APIRouter(
@@ -113,9 +114,15 @@ async def _spec_from(request: Request) -> CampaignSpec:
     }, "required": True}},
 )  # fmt: skip
 async def create_campaign(request: Request) -> Created:
-    """Start a campaign: contacts (JSON list or CSV upload) and the rules to call them by."""
+    """Start a campaign: contacts (JSON list or CSV upload) and the rules to call them by.
+    The app must be one this node can run (422 otherwise)."""
     campaigns = _campaigns(request)
     spec = await _spec_from(request)
+    try:  # refused now rather than hanging up on every contact who answers
+        request.app.state.manager.router.check(spec.app)
+    except NoRoute as exc:
+        raise HTTPException(422, {"error": "invalid campaign",
+                                  "details": [{"loc": ["app"], "msg": str(exc)}]}) from None  # fmt: skip
     cid = await campaigns.create(spec)
     progress = await campaigns.store.progress(cid)
     return Created(id=cid, contacts=len(spec.contacts), queued=len(spec.contacts) - progress["dnc"])

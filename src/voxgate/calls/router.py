@@ -100,6 +100,11 @@ class Router:
                           f"known kinds: {sorted(self._factories)}")  # fmt: skip
         return rule
 
+    def check(self, app: str) -> None:
+        """Raise NoRoute unless a call could ask for ``app`` (e.g. before a campaign dials)."""
+        rule = self.requested(app)
+        self._factories[rule.kind](rule)
+
     def resolve(self, session: CallSession) -> tuple[RouteRule, CallApp]:
         if session.requested_app:
             rule = self.requested(session.requested_app)
