@@ -103,3 +103,13 @@ def test_silent_line_is_greeted_after_the_bounded_wait() -> None:
     assert result.agent_said() == [GREETING]
     assert 3.0 <= voiced_at(result) - result.start_time < 3.5  # greet_wait_s, not the 3.5 s verdict
     assert outcome.status == "answered" and "amd unknown" in outcome.detail
+
+
+def test_greeting_that_starts_late_is_still_a_machine() -> None:
+    """Speech still going at 3 s: greeting now would talk over it, so the gate waits on
+    (up to 5 s) and the machine gets the message, not the greeting."""
+    greeting = pcm(silence(1.0, RATE), wav("book_appointment", RATE), silence(0.3, RATE))
+    steps: list[Step] = [Say(pcm(greeting, tone(0.5, RATE)), RATE), Say(silence(30, RATE), RATE)]
+    result, outcome, _ = campaign_call(steps)
+    assert result.agent_said() == [MESSAGE]
+    assert outcome.status == "voicemail" and outcome.detail == "amd long_greeting; message after beep"

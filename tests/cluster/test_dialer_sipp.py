@@ -129,3 +129,37 @@ async def test_each_campaign_call_runs_its_campaigns_app(tmp_path: Path) -> None
             ("completed", {"script": app.split(":")[1]})] * 2, contacts  # fmt: skip
     (nope,) = details["agent:nope"]["contacts"]  # type: ignore[index]
     assert nope["outcome"] == "failed"
+
+
+async def test_answering_machine_gets_the_message_from_the_campaign_agent() -> None:
+    """The real route: SIP edge -> campaign's app (an in-process agent on fake providers) ->
+    the agent holds its greeting on the AMD gate; sipp's 7 s spoken greeting is a machine,
+    so after it ends the agent speaks the campaign's message with its TTS and hangs up."""
+    from tests.agent.fakes import providers
+    from voxgate.agent.config import AgentSettings
+    from voxgate.apps import AgentApp
+    from voxgate.calls.manager import CallManager
+    from voxgate.calls.router import Router
+    from voxgate.providers.tts.fake import FakeTTS
+
+    class RecordingTTS(FakeTTS):
+        texts: list[str] = []
+
+        def synthesize(self, text: str):  # type: ignore[no-untyped-def]
+            self.texts.append(text)
+            return super().synthesize(text)
+
+    tts = RecordingTTS(sample_rate=24000, seconds_per_char=0.04)
+    agent = AgentApp(providers([], {}, tts=tts), AgentSettings())
+    manager = CallManager(Router([], {"agent": lambda rule: agent}))
+    port = free_sip_port()
+    async with (
+        running_edge(manager, edge_options(trunks=[SipTrunk(name="machine", host="127.0.0.1", port=port)])) as edge,
+        sipp("-sf", str(SCENARIOS / "uas_machine.xml"), "-p", str(port), "-mp", str(free_port()), "-m", "1"),
+    ):
+        await asyncio.sleep(0.3)
+        dialer = SipDialer(edge, answer_timeout_s=5)  # no pre-rendered message: the agent speaks
+        outcome = await asyncio.wait_for(dialer.dial(contact("machine", 1, "Please call us back."), "agent"), 40)
+    assert outcome.status == "voicemail", outcome
+    assert outcome.detail == "amd long_greeting; message after silence"
+    assert tts.texts == ["Please call us back."]  # no greeting to the machine, only the message

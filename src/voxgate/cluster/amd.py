@@ -132,6 +132,12 @@ class AmdDetector:
             self._frame(frame, sample_rate)
         return self.result
 
+    @property
+    def talking(self) -> bool:
+        """The callee is speaking (a greeting in progress), undecided yet."""
+        last = self._last_speech
+        return self.result is None and last is not None and self._t - last < self.cfg.after_greeting_silence_s
+
     def _decide(self, verdict: Verdict, reason: str) -> None:
         self.result = AmdResult(verdict, reason, round(self._t, 3))
 

@@ -15,10 +15,11 @@ seconds of caller audio are classified on the side through a session tap:
 
 The answered call runs the campaign's app (``session.requested_app``). An in-process agent
 holds its greeting on :class:`GreetGate` (``session.greet_gate``): it greets once the verdict
-is HUMAN/UNKNOWN, or after ``greet_wait_s`` (3 s) at the latest, and on a MACHINE it speaks
-the campaign's message with its own TTS after the cue, then hangs up. Apps that do not use
-the gate (external apps) get the pre-rendered ``message_audio`` instead, as does an agent
-that had already greeted when a late MACHINE verdict came. The verdict is also published in
+is HUMAN/UNKNOWN, or after ``greet_wait_s`` (3 s; up to 5 s while the callee is still
+talking), and on a MACHINE it speaks the campaign's message with its own TTS after the
+cue, then hangs up. Apps that do not use the gate (external apps) get the pre-rendered
+``message_audio`` instead, as does an agent that had already greeted when a late MACHINE
+verdict came. The verdict is also published in
 ``session.metadata["amd"]``.
 """
 
@@ -113,7 +114,7 @@ class SipDialer:
         Public so the flow can run on a local session (tests, other edges)."""
         verdict = Verdict.UNKNOWN
         if contact.amd:
-            result = await self._classify(session)
+            result = await self._classify(session, gate)
             verdict = result.verdict if result is not None else Verdict.UNKNOWN
             session.metadata["amd"] = verdict.value
             if gate is not None:
@@ -165,8 +166,10 @@ class SipDialer:
         finally:
             session.taps.remove(tap)
 
-    async def _classify(self, session: CallSession) -> Any:
+    async def _classify(self, session: CallSession, gate: GreetGate | None = None) -> Any:
         detector = AmdDetector(self.amd_config)
+        if gate is not None:
+            gate.talking = lambda: detector.talking
         await self._listen(session, detector.feed, self.amd_timeout_s)
         return detector.result
 
@@ -199,12 +202,16 @@ class GreetGate:
 
     The agent calls :meth:`opening` as it is about to greet; it gets its greeting back once
     the verdict is HUMAN/UNKNOWN (or ``wait_s`` passed without one), and on a MACHINE the
-    voicemail message with "hang up after it" once the dialer has heard the beep.
+    voicemail message with "hang up after it" once the dialer has heard the beep. While the
+    callee is still talking at ``wait_s`` (a greeting that started late: greeting now would
+    talk over it) the gate waits on, up to ``max_s``.
     """
 
-    def __init__(self, wait_s: float = 3.0) -> None:
+    def __init__(self, wait_s: float = 3.0, max_s: float = 5.0) -> None:
         loop = asyncio.get_running_loop()
         self.wait_s = wait_s
+        self.max_s = max_s
+        self.talking: Callable[[], bool] = lambda: False
         self._verdict: asyncio.Future[Verdict] = loop.create_future()
         self._message: asyncio.Future[str] = loop.create_future()
         self.waiting = False
@@ -226,10 +233,16 @@ class GreetGate:
 
     async def opening(self, greeting: str, hang_up: bool) -> tuple[str, bool]:
         self.waiting = True
-        try:
-            verdict = await asyncio.wait_for(asyncio.shield(self._verdict), self.wait_s)
-        except TimeoutError:
-            verdict = Verdict.UNKNOWN
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        verdict = Verdict.UNKNOWN
+        while not self._verdict.done():
+            elapsed = loop.time() - start
+            if elapsed >= self.max_s or (elapsed >= self.wait_s and not self.talking()):
+                break
+            await asyncio.wait({self._verdict}, timeout=min(0.1, self.max_s - elapsed))
+        if self._verdict.done():
+            verdict = self._verdict.result()
         if verdict is not Verdict.MACHINE:
             self.waiting = False
             self.greeted = True
