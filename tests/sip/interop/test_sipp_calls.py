@@ -35,12 +35,14 @@ class NetworkLog:
     def __init__(self) -> None:
         self.reports: list[dict[str, object]] = []
         self.answered: list[str] = []
+        self.codecs: list[str | None] = []
 
     def network(self, call_id: str, edge: str, **stats: object) -> None:
         self.reports.append({"call_id": call_id, "edge": edge, **stats})
 
-    def call_answered(self, call_id: str) -> None:
+    def call_answered(self, call_id: str, codec: str | None = None) -> None:
         self.answered.append(call_id)
+        self.codecs.append(codec)
 
 
 async def test_pcap_call_media_both_ways_and_dtmf() -> None:
@@ -76,6 +78,7 @@ async def test_pcap_call_media_both_ways_and_dtmf() -> None:
     assert max(received) >= 230  # 236 speech packets + DTMF in the pcaps
     assert max(sent) >= 300  # ~9 s of 20 ms packets back to sipp's media port
     assert observer.answered == [session.call_id]
+    assert observer.codecs[0] in ("PCMU/8000", "PCMA/8000")
     assert observer.reports and observer.reports[0]["packets"] > 100  # RTCP interval at ~5 s
     assert observer.reports[0]["loss_fraction"] == 0.0
 
