@@ -1,15 +1,19 @@
 """Tool-call accuracy and latency of the embedded LLM on the receptionist's tools.
 
-Run: ``.venv/bin/python bench/tool_calls.py`` (``--only N,M``: a subset; ``--write-results``:
-replace this benchmark's section in bench/RESULTS.md; ``--json``: per-request rows).
+Run: ``.venv/bin/python bench/tool_calls.py`` (``--set heldout|heldout_b|all``: the held-out
+requests of bench/tool_calls_heldout.py; ``--mode llm|agent``: one setup; ``--only N,M``: a
+subset; ``--write-results``: replace this benchmark's section in bench/RESULTS.md with the
+tables (the prose there is written by hand); ``--json``: per-request rows).
 
 30 scripted caller requests, text level (as Whisper would write them), each sent to the LLM
 exactly as the agent sends it: the receptionist's system prompt, the retrieved passages of
 clinic.md (MiniLM, as in a call), the caller's words, and the receptionist's tools (five app
 tools + ``transfer_call`` + ``end_call``). A request is correct when the model calls the
 expected tool with arguments that mean the expected thing once normalised the way the tools
-normalise them ("next Tuesday" -> the date, "three in the afternoon" -> 15:00), or, for FAQ
-questions, answers in text without calling a tool. Two scores:
+normalise them ("next Tuesday" -> the date, "three in the afternoon" -> 15:00) and check them
+against the caller's words (``normalize.ground``), or, for FAQ questions and small talk,
+answers in text without calling a tool; the arguments as the model wrote them are scored too.
+Two setups:
 
 - **LLM alone**: every request goes to the model;
 - **agent**: the route's deterministic rules run first (escalation phrases transfer to the
