@@ -7,6 +7,7 @@ file), so the only thing they share is what real nodes share: Redis and the reco
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +57,14 @@ async def members(redis_server: RedisServer, tmp_path: Path, prefix: str) -> Asy
             out.append(await make_member(redis_server.url, db, name, prefix))
         yield out
     finally:
+        # Bounded: an intermittent hang in this teardown (seen twice under load, not yet
+        # reproduced alone) must not eat pytest's 300 s timeout; it is logged instead.
         for m in out:
-            await m.manager.drain(0.5)
-            await m.node.close()
-            await m.observer.close()
-            await m.records.close()
+            for step in (m.manager.drain(0.5), m.node.close(), m.observer.close(), m.records.close()):
+                try:
+                    await asyncio.wait_for(step, 15)
+                except TimeoutError:
+                    logging.getLogger(__name__).error("cluster test teardown step timed out: %s", step)
 
 
 async def until(predicate: object, limit_s: float = 5.0) -> None:
