@@ -124,6 +124,16 @@ async def test_voice_webhook_returns_twiml_with_stream_token() -> None:
     assert '<Parameter name="From" value="+1555"/>' in body
 
 
+async def test_voice_webhook_refuses_while_draining() -> None:
+    app, _ = make_app({"agent": EchoApp(Recorder())})
+    app.state.draining = True
+    async with _client(app) as http:
+        r = await http.post(
+            "/twilio/voice", data={"CallSid": "CA9"}, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+
+
 async def test_voice_webhook_validates_twilio_signature() -> None:
     app, _ = make_app({"agent": EchoApp(Recorder())}, twilio_auth_token="authtok")
     params = {"CallSid": "CA1", "From": "+1555", "To": "+1666", "AccountSid": "AC1"}

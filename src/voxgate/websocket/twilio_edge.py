@@ -329,6 +329,10 @@ async def twilio_voice(request: Request) -> Response:
             raise HTTPException(status_code=403, detail="invalid X-Twilio-Signature")
     else:
         require_token(request)
+    if request.app.state.draining or request.app.state.manager.draining:
+        # Twilio then tries the number's fallback URL (another node) instead of connecting
+        # a stream this node would refuse a moment later.
+        raise HTTPException(status_code=503, detail="node draining", headers={"Retry-After": "5"})
     base = _public_url(settings, "", "", f"{request.url.scheme}://{request.url.netloc}")
     stream_url = _ws_url(base.rstrip("/")) + "/twilio/media"
     tokens: Sequence[SecretStr] = settings.auth.api_tokens
