@@ -91,9 +91,9 @@ class _Chain(Generic[P]):
         self,
         providers: Sequence[P],
         *,
-        timeout: float | Sequence[float],
-        cooldown: float,
-        on_switch: SwitchHook | None,
+        timeout: float | Sequence[float] = 2.0,
+        cooldown: float = 30.0,
+        on_switch: SwitchHook | None = None,
     ) -> None:
         if not providers:
             raise ValueError("a fallback chain needs at least one provider")
@@ -157,16 +157,6 @@ class FallbackLLM(_Chain[LLM]):
     """``LLM`` that tries ``providers`` in order within each turn (see the module docstring)."""
 
     kind: Kind = "llm"
-
-    def __init__(
-        self,
-        providers: Sequence[LLM],
-        *,
-        timeout: float | Sequence[float] = 2.0,
-        cooldown: float = 30.0,
-        on_switch: SwitchHook | None = None,
-    ) -> None:
-        super().__init__(providers, timeout=timeout, cooldown=cooldown, on_switch=on_switch)
 
     async def chat(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()
