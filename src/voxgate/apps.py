@@ -18,6 +18,7 @@ from voxgate.agent.config import AgentSettings
 from voxgate.agent.pipeline import AgentPipeline, AgentProviders
 from voxgate.agent.records import TurnRecord
 from voxgate.agent.store import ConversationStore
+from voxgate.calls.echo import echo_factory
 from voxgate.calls.router import AppFactory, CallApp, NoRoute, RouteRule
 from voxgate.calls.session import CallSession
 from voxgate.config import ProvidersSettings, Settings
@@ -180,7 +181,10 @@ def app_factories(
     observer: CallObserver | None,
     named: NamedAgents | None = None,
 ) -> dict[str, AppFactory]:
-    factories: dict[str, AppFactory] = {"websocket": bridge_factory(settings.websocket)}
+    factories: dict[str, AppFactory] = {
+        "websocket": bridge_factory(settings.websocket),
+        "echo": echo_factory,
+    }
     if providers is not None:
         default = AgentApp(providers, settings.agent, store, observer)
         agents = {

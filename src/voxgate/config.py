@@ -228,16 +228,17 @@ class RouteSettings(_Section):
     callee: str = "*"
     edge: Literal["*", "sip", "webrtc", "websocket", "local"] = "*"
     app: str = Field("agent", min_length=1)
-    """``"agent"`` or a ``ws://``/``wss://`` URL of an external app."""
+    """``"agent"``, ``"agent:NAME"``, ``"echo"`` (caller hears themself: a line test) or a
+    ``ws://``/``wss://`` URL of an external app."""
     protocol: Literal["twilio", "native"] = "twilio"
     auth_header: SecretStr | None = None
 
     @field_validator("app")
     @classmethod
     def _app(cls, value: str) -> str:
-        if value == "agent" or value.startswith(("agent:", "ws://", "wss://")):
+        if value in ("agent", "echo") or value.startswith(("agent:", "ws://", "wss://")):
             return value
-        raise ValueError("must be 'agent', 'agent:NAME' or a ws:// / wss:// URL")
+        raise ValueError("must be 'agent', 'agent:NAME', 'echo' or a ws:// / wss:// URL")
 
 
 class ObservabilitySettings(_Section):
