@@ -1,7 +1,7 @@
 """Tool-call accuracy and latency of the embedded LLM on the receptionist's tools.
 
-Run: ``.venv/bin/python bench/tool_calls.py`` (``--set heldout|heldout_b|all``: the held-out
-requests of bench/tool_calls_heldout.py; ``--mode llm|agent``: one setup; ``--only N,M``: a
+Run: ``.venv/bin/python bench/tool_calls.py`` (``--set heldout|heldout_b|fresh|all``: the
+held-out requests of bench/tool_calls_heldout.py and bench/tool_calls_fresh.py; ``--mode llm|agent``: one setup; ``--only N,M``: a
 subset; ``--write-results``: replace this benchmark's section in bench/RESULTS.md with the
 tables (the prose there is written by hand); ``--json``: per-request rows).
 
@@ -241,12 +241,17 @@ SETS = {
     "original": "original 30 requests (the keyword router and prompt were tuned on these)",
     "heldout": "held-out A, 40 requests (bench/tool_calls_heldout.py HELDOUT; its misses guided the fixes)",
     "heldout_b": "held-out B, 24 requests (HELDOUT_B; written before the fixes, run only to measure them)",
+    "fresh": "fresh C, 45 requests (bench/tool_calls_fresh.py FRESH; never tuned on)",
 }
 
 
 def load_set(name: str) -> list[Case]:
     if name == "original":
         return CASES
+    if name == "fresh":
+        from bench import tool_calls_fresh
+
+        return list(tool_calls_fresh.FRESH)
     from bench import tool_calls_heldout
 
     return list(getattr(tool_calls_heldout, name.upper()))
@@ -260,7 +265,7 @@ def main() -> int:
     ap.add_argument("--temperature", type=float, help="the LLM's sampling temperature (default: LlamaLLM's)")
     ap.add_argument("--mode", choices=("both", "llm", "agent"), default="both")
     ap.add_argument("--set", choices=(*SETS, "all"), default="original",
-                    help="the 30 original requests, a held-out set (bench/tool_calls_heldout.py), or all three")
+                    help="the 30 original requests, a held-out set (bench/tool_calls_heldout.py, tool_calls_fresh.py), or all")
     args = ap.parse_args()
 
     from voxgate.providers.llm.llama import LlamaLLM
