@@ -109,54 +109,72 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 # --- the child: a voxgate edge with a prompt app, answering stats requests on stdin ---------
 
 
-def serve(loop_kind: str, port: int, app_kind: str = "prompt") -> None:
+def serve(loop_kind: str, port: int, app_kind: str = "prompt", sample_rate: int = 8000) -> None:
     if loop_kind == "uvloop":
         import uvloop
 
         uvloop.install()
-    asyncio.run(_serve(port, app_kind))
+    asyncio.run(_serve(port, app_kind, sample_rate))
 
 
-async def _serve(port: int, app_kind: str = "prompt") -> None:
+PROMPT_WAV = ROOT.parent / "shared" / "audio" / "book_appointment.piper.8k.wav"
+"""A recorded prompt at 8 kHz (phone rate): played as is by an 8 kHz session."""
+
+
+def _prompt_samples(sample_rate: int) -> Any:
+    """The prompt at the session's rate (an IVR keeps its prompts recorded at that rate)."""
+    from voxgate.audio.resample import StreamResampler
+    from voxgate.audio.wav import read_wav
+
+    if PROMPT_WAV.exists():
+        pcm, rate = read_wav(PROMPT_WAV)
+    else:  # outside this workspace: a 3 s tone stands in (same cost per frame)
+        rate = 8000
+        t = np.arange(3 * rate) / rate
+        pcm = (0.2 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    if rate != sample_rate:  # converted once at start-up, never per call
+        rs = StreamResampler(rate, sample_rate)
+        pcm = np.concatenate([rs.process(pcm), rs.flush()])
+    return pcm
+
+
+async def _serve(port: int, app_kind: str = "prompt", sample_rate: int = 8000) -> None:
     from voxgate.audio.frame import AudioFrame
+    from voxgate.calls.echo import echo_factory
     from voxgate.calls.manager import CallManager
-    from voxgate.calls.router import Router
+    from voxgate.calls.router import Router, RouteRule
     from voxgate.calls.session import CallSession
     from voxgate.sip.endpoint import SipEdge, SipEdgeOptions
     from voxgate.sip.media import MediaOptions
 
-    t = np.arange(16000) / 16000
-    prompt = AudioFrame((0.2 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16), 16000)
+    prompt = AudioFrame(_prompt_samples(sample_rate), sample_rate)
 
     class PromptApp:
+        """An announcement: the recorded prompt over and over until the caller hangs up.
+
+        The edge still receives, decodes and delivers the caller's audio (a player would
+        watch it for barge-in or hand it to a recorder); this app takes it by direct call
+        and ignores it, which is the cheapest a real player can be."""
+
         name = "prompt"
 
         async def run(self, session: CallSession) -> None:
-            async def drain() -> None:
-                async for _ in session.audio():
-                    pass
+            session.listen(lambda frame: None)
+            sink = session.sink
+            while not session.ended:
+                if getattr(sink, "queued_ms", 0.0) < 1000.0:
+                    sink.write(prompt)  # topped up once per prompt length, not per frame
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.wait_ended(), 1.0)
 
-            task = asyncio.create_task(drain())
-            try:
-                while not session.ended:
-                    session.sink.write(prompt)  # one second of prompt, topped up each second
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(session.wait_ended(), 1.0)
-            finally:
-                task.cancel()
-
-    class EchoApp:
-        name = "echo"
-
-        async def run(self, session: CallSession) -> None:
-            async for frame in session.audio():
-                session.sink.write(frame)
-
-    app = EchoApp() if app_kind == "echo" else PromptApp()
-    manager = CallManager(Router([], {"agent": lambda rule: app}))  # type: ignore[dict-item]
+    # The product's own routes: app "echo" (calls/echo.py) and the prompt player above.
+    rule = RouteRule(app=app_kind, callee="agent", name=app_kind)
+    factories: dict[str, Any] = {"echo": echo_factory, "prompt": lambda rule: PromptApp()}
+    manager = CallManager(Router([rule], factories, default=None))
     options = SipEdgeOptions(
         ports={"udp": port}, allowed=[ipaddress.ip_network("127.0.0.0/8")],
         rtp_ports=(20000, 29999), max_calls=5000, media=MediaOptions(measure_lateness=True),
+        sample_rate=sample_rate,
     )  # fmt: skip
     edge = SipEdge(options, manager)
     sessions: list[Any] = []
@@ -244,9 +262,10 @@ def _proc_cpu_s(pid: int) -> float:
 
 
 class Child:
-    def __init__(self, loop_kind: str, app_kind: str = "prompt") -> None:
+    def __init__(self, loop_kind: str, app_kind: str = "prompt", sample_rate: int = 8000) -> None:
         self.loop_kind = loop_kind
         self.app_kind = app_kind
+        self.sample_rate = sample_rate
         self.label = f"{loop_kind}/{app_kind}"
         self.port = _free_port()
         self.proc: asyncio.subprocess.Process | None = None
@@ -254,7 +273,7 @@ class Child:
     async def __aenter__(self) -> Child:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--serve", self.loop_kind, "--port", str(self.port),
-            "--app", self.app_kind,
+            "--app", self.app_kind, "--sample-rate", str(self.sample_rate),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -406,8 +425,8 @@ def _best(rows: list[dict[str, Any]], p99_ms: float = 1e9) -> dict[str, Any] | N
 async def main(args: argparse.Namespace) -> None:
     if shutil.which("sipp") is None:
         raise SystemExit("sipp is not installed (apt-get install sip-tester)")
-    steps = [25, 50, 100] if args.quick else [50, 100, 150, 200, 300, 400, 500, 700, 1000]
-    rates = [20, 50] if args.quick else [25, 50, 100, 150, 200, 300]
+    steps = args.steps or ([25, 50, 100] if args.quick else [50, 100, 150, 200, 300, 400, 500, 700, 1000])
+    rates = args.rates or ([20, 50] if args.quick else [25, 50, 100, 150, 200, 300])
     window = 4.0 if args.quick else 8.0
     results: dict[str, dict[str, Any]] = {}
     load_at_start = os.getloadavg()[0]
@@ -418,7 +437,9 @@ async def main(args: argparse.Namespace) -> None:
             (workdir / "bench.xml").write_text(SCENARIO)
             label = f"{loop_kind}/{app_kind}"
             print(f"{label}:", flush=True)
-            async with Child(loop_kind, app_kind) as child:
+            async with Child(loop_kind, app_kind, args.sample_rate) as child:
+                if cps is None and not rates[0]:
+                    cps = {"cps": 0.0, "failed": 0}  # --rates 0: skip the set-up rate phase
                 if cps is None:  # set-up rate does not depend on the route's media
                     cps = await cps_phase(child, workdir, rates)
                     await _drained(child)
@@ -478,9 +499,16 @@ if __name__ == "__main__":
         help="stop stepping up once p99 send jitter exceeds this (a loaded machine: raise it "
         "to find the largest N without failed calls)",
     )  # fmt: skip
+    parser.add_argument(
+        "--sample-rate", type=int, default=8000, choices=[8000, 16000],
+        help="the session's PCM rate (sip.sample_rate): 8000 = the phone's own rate, no "
+        "resampling; 16000 = what an in-process 16 kHz agent gets",
+    )  # fmt: skip
+    parser.add_argument("--steps", type=int, nargs="+", help="concurrency steps (calls)")
+    parser.add_argument("--rates", type=int, nargs="+", help="set-up rates to try (0: skip)")
     ns = parser.parse_args()
     if ns.serve:
-        serve(ns.serve, ns.port, ns.app)
+        serve(ns.serve, ns.port, ns.app, ns.sample_rate)
     else:
         try:
             asyncio.run(main(ns))

@@ -13,6 +13,8 @@ it stays testable without a codec.
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import numpy.typing as npt
 
@@ -39,7 +41,11 @@ class PitchConcealer:
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self._history_len = round(sample_rate * _HISTORY_MS / 1000)
-        self._history: Pcm16 = np.zeros(self._history_len, dtype=np.int16)
+        self._recent: deque[Pcm16] = deque()
+        """The last frames played (references, newest last), just enough to cover the
+        history. Copied into one array only when a loss needs it: every good frame passes
+        through here (50 a second per call) and losses are rare."""
+        self._recent_len = 0
         self._min_lag = max(1, round(sample_rate * _MIN_PITCH_MS / 1000))
         self._max_lag = round(sample_rate * _MAX_PITCH_MS / 1000)
         self._window = round(sample_rate * _CORR_WINDOW_MS / 1000)
@@ -56,7 +62,8 @@ class PitchConcealer:
         return self._lost > 0
 
     def reset(self) -> None:
-        self._history[:] = 0
+        self._recent.clear()
+        self._recent_len = 0
         self._period = None
         self._phase = 0
         self._lost = 0
@@ -106,19 +113,34 @@ class PitchConcealer:
         return out
 
     def _remember(self, pcm: Pcm16) -> None:
+        """Keep ``pcm`` for the history. The array is kept, not copied: frames handed on to
+        the call are not written to afterwards (nothing in voxgate mutates a frame)."""
         n = pcm.shape[0]
-        if n >= self._history_len:
-            self._history[:] = pcm[-self._history_len :]
-        elif n:
-            self._history[:-n] = self._history[n:]
-            self._history[-n:] = pcm
+        if not n:
+            return
+        recent = self._recent
+        recent.append(pcm)
+        total = self._recent_len + n
+        while total - recent[0].shape[0] >= self._history_len:
+            total -= recent.popleft().shape[0]
+        self._recent_len = total
+
+    def _history(self) -> Pcm16:
+        """The last ``history_len`` samples played, zeros before the stream's start."""
+        recent, want = self._recent, self._history_len
+        if not recent:
+            return np.zeros(want, dtype=np.int16)
+        joined = np.concatenate(recent) if len(recent) > 1 else recent[0]
+        if joined.shape[0] >= want:
+            return joined[-want:]
+        return np.concatenate((np.zeros(want - joined.shape[0], dtype=np.int16), joined))
 
     def _estimate_period(self) -> npt.NDArray[np.float32] | None:
         """The last pitch period of the history, by normalised autocorrelation.
 
         Returns ``None`` for a silent history (nothing worth repeating).
         """
-        x = self._history.astype(np.float32)
+        x = self._history().astype(np.float32)
         if not np.any(x):
             return None
         w = self._window

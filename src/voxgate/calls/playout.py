@@ -41,11 +41,13 @@ class PlayoutBuffer:
             raise ValueError(
                 f"playout buffer runs at {self.sample_rate} Hz, got a {frame.sample_rate} Hz frame"
             )
-        if frame.num_samples == 0:
+        samples = frame.samples
+        n = samples.shape[0]
+        if n == 0:
             return
-        self._chunks.append(frame.samples)
-        self._queued += frame.num_samples
-        self._written += frame.num_samples
+        self._chunks.append(samples)
+        self._queued += n
+        self._written += n
 
     def mark(self, name: str) -> None:
         self._marks.append((self._written, name))

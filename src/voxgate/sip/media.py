@@ -130,8 +130,9 @@ class MediaClock:
     """The event-loop side of a :class:`~voxgate.sip.rtp_stream.SharedClock`: one timer for
     every RTP session of an edge (per call it was one timer, re-armed 50 times a second).
 
-    The timer sleeps until the earliest slot tick; a wake-up runs the ``_on_clock`` of every
-    session in the slots that ticked, each draining its own :class:`PacketClock`.
+    The timer sleeps until the earliest slot tick; a wake-up reads the loop's clock once and
+    runs the ``_on_clock`` of every session in the slots that ticked with that time, each
+    draining its own :class:`PacketClock`.
     """
 
     def __init__(self, period: float = 0.02, slots: int = 4) -> None:
@@ -177,9 +178,25 @@ class MediaClock:
         shared, loop = self._shared, self._loop
         assert shared is not None and loop is not None
         self._timer = self._armed_at = None
-        for member in shared.due(loop.time()):
-            member._on_clock()  # noqa: SLF001
+        now = loop.time()
+        for member in shared.due(now):
+            member._on_clock(now)  # noqa: SLF001
         self._arm()
+
+
+class _RtpSocket(asyncio.DatagramProtocol):
+    """The RTP port: datagrams go straight to the session with the address as the loop gave
+    it (no per-packet normalisation: this runs 50 times a second per call)."""
+
+    def __init__(self, on_data: Callable[[bytes, tuple[str | int, ...]], None]) -> None:
+        self.datagram_received = on_data  # type: ignore[method-assign,assignment]
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP unreachable while the far end is not listening yet: keep sending
 
 
 class _Socket(asyncio.DatagramProtocol):
@@ -229,7 +246,7 @@ class RtpSession:
         self.packets_out = 0
         self.dropped_in = 0
         self.lateness: list[float] = []
-        self._rtp: _Socket | None = None
+        self._rtp: _RtpSocket | None = None
         self._rtcp: _Socket | None = None
         self._receiver: RtpAudioReceiver | None = None
         self._accepted: frozenset[int] = frozenset()
@@ -242,6 +259,9 @@ class RtpSession:
         self._clock: PacketClock | None = None
         self._media_clock = clock or MediaClock(self.options.frame_ms / 1000, 1)
         self._last_rx = 0.0
+        self._peer: tuple[str | int, ...] | None = None
+        """The latched source exactly as the loop reports it (compared per packet)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._timed_out = False
         self._next_rtcp = RTCP_INTERVAL_TICKS
         self._last_sr: tuple[int, float] | None = None
@@ -257,7 +277,7 @@ class RtpSession:
         for port in self.pool.candidates():
             try:
                 rtp_t, rtp = await loop.create_datagram_endpoint(
-                    lambda: _Socket(self._on_rtp), local_addr=(self.host, port)
+                    lambda: _RtpSocket(self._on_rtp), local_addr=(self.host, port)
                 )
             except OSError:
                 continue
@@ -270,6 +290,7 @@ class RtpSession:
                 continue
             self.pool.take(port)
             self._rtp, self._rtcp, self.port = rtp, rtcp, port
+            self._loop = loop
             return port
         raise OSError("no free RTP port in the configured range")
 
@@ -281,6 +302,7 @@ class RtpSession:
         if old is None or (old.remote_address, old.remote_port) != remote:
             self.remote = remote if media.remote_port else None
             self.latched = False  # a new address in SDP: latch again to whatever sends
+            self._peer = None
         if media.rtcp_mux:
             self.remote_rtcp = None
         elif media.remote_rtcp_port:
@@ -294,7 +316,7 @@ class RtpSession:
             self._dtmf_in = DtmfReceiver(pt, media.codec.clock_rate) if pt is not None else None
         dtmf_pt = media.dtmf_payload_type
         self._accepted = self._decoder_pts | ({dtmf_pt} if dtmf_pt is not None else set())
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._last_rx = loop.time()  # the timeout counts from each negotiation
         self._timed_out = False
         if self._clock is None:
@@ -385,13 +407,13 @@ class RtpSession:
 
     # -- receive --------------------------------------------------------------------------
 
-    def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
+    def _on_rtp(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         if self._closed or self.negotiated is None:
             return
         if is_rtcp(data):
-            self._on_rtcp(data, addr)
+            self._on_rtcp(data, (str(addr[0]), int(addr[1])))
             return
-        if self.latched and addr != self.remote:
+        if self.latched and addr != self._peer:
             self.dropped_in += 1
             return
         if self._rx_srtp is not None:
@@ -412,9 +434,12 @@ class RtpSession:
             self.dropped_in += 1
             return
         if not self.latched:
-            self.remote = addr  # symmetric RTP: answer where the media really comes from
+            # Symmetric RTP: answer where the media really comes from.
+            self.remote = (str(addr[0]), int(addr[1]))
+            self._peer = addr
             self.latched = True
-        now = asyncio.get_running_loop().time()
+        assert self._loop is not None
+        now = self._loop.time()
         self._last_rx = now
         self.packets_in += 1
         stats = self._stats
@@ -456,13 +481,12 @@ class RtpSession:
 
     # -- the tick -------------------------------------------------------------------------
 
-    def _on_clock(self) -> None:
-        """This call's slot of the :class:`MediaClock` ticked: send what is due."""
+    def _on_clock(self, now: float) -> None:
+        """This call's slot of the :class:`MediaClock` ticked at ``now``: send what is due."""
         if self._closed:
             return
         clock = self._clock
         assert clock is not None
-        now = asyncio.get_running_loop().time()
         try:
             while (n := clock.take(now)) is not None:
                 if self.options.measure_lateness:
@@ -529,6 +553,7 @@ class RtpSession:
         data = serialize_rtcp(packets)
         if self._tx_srtp is not None:
             data = self._tx_srtp.protect_rtcp(data)
+        sock: _RtpSocket | _Socket | None
         if media.rtcp_mux:
             target, sock = self.remote, self._rtp
         else:

@@ -195,6 +195,8 @@ class RtpSender:
         self.ts0 = timestamp if timestamp is not None else secrets.randbits(32)
         self.stats = SenderStats(self.ssrc, encoder.clock_rate)
         self._resampler = StreamResampler(pcm_rate, encoder.sample_rate)
+        self._same_rate = pcm_rate == encoder.sample_rate
+        self._encode = encoder.encode
         self._pcm_samples = pcm_rate * ptime_ms // 1000
         self._silence = encoder.encode(
             np.zeros(encoder.sample_rate * ptime_ms // 1000, dtype=np.int16)
@@ -244,7 +246,10 @@ class RtpSender:
         built straight to bytes (no :class:`RtpPacket` on the way: one a call every 20 ms)."""
         if self._digits or self._dtmf or (pcm is not None and pcm.shape[0] != self._pcm_samples):
             return [p.serialize() for p in self.packets(n, pcm, now)]
-        payload = self._silence if pcm is None else self.encoder.encode(self._resampler.process(pcm))
+        if pcm is None:
+            payload = self._silence
+        else:
+            payload = self._encode(pcm if self._same_rate else self._resampler.process(pcm))
         ts = (self.ts0 + n * self.samples_per_packet) & 0xFFFF_FFFF
         seq = self.sequence
         data = pack_header(
