@@ -69,6 +69,8 @@ async def serve(settings: Settings) -> None:
     generated = settings.ensure_api_token()
     print("voxgate: starting (loading models the first time takes a few seconds)", flush=True)
     node = await Node.create(settings, progress=lambda line: print(f"  {line}", flush=True))
+    from voxgate.websocket.fastpath import media_ws_protocol
+
     config = uvicorn.Config(
         node.app,
         host=settings.server.host,
@@ -77,6 +79,9 @@ async def serve(settings: Settings) -> None:
         lifespan="on",
         loop="none",
         ws_max_size=settings.websocket.max_message_bytes,
+        # /twilio/media on the media fast path (no ASGI per message); every other
+        # WebSocket path on uvicorn's own protocol. Same port.
+        ws=media_ws_protocol(node.app),
     )
     server = _Server(config)
     loop = asyncio.get_running_loop()

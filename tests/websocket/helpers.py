@@ -26,6 +26,7 @@ from voxgate.calls.router import CallApp, Router, RouteRule
 from voxgate.calls.session import CallEvent, CallSession, MarkPlayed
 from voxgate.config import load_settings
 from voxgate.websocket.config import WebSocketSettings
+from voxgate.websocket.fastpath import media_ws_protocol
 
 TOKEN = "test-token-123"
 AUDIO = Path(__file__).resolve().parents[3] / "shared" / "audio"
@@ -139,13 +140,17 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, ws_max_size: int = 1 << 20) -> AsyncIterator[int]:
-    """Run ``app`` under uvicorn on a free loopback port for the duration of the block."""
+async def serve(app: Any, ws_max_size: int = 1 << 20, fast: bool = True) -> AsyncIterator[int]:
+    """Run ``app`` under uvicorn on a free loopback port for the duration of the block.
+
+    ``fast``: with the media fast path, as ``voxgate serve`` runs it (``/twilio/media``
+    outside ASGI); ``False`` serves every socket through the ASGI routes."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port: int = sock.getsockname()[1]
+    ws: Any = media_ws_protocol(app) if fast else "websockets-sansio"
     config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", ws_max_size=ws_max_size, ws="websockets-sansio"
+        app, log_level="warning", lifespan="off", ws_max_size=ws_max_size, ws=ws
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

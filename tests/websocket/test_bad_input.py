@@ -52,13 +52,14 @@ async def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
         ([start_msg(), "x" * 70000], 1009, "over 65536"),
     ],
 )
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "asgi"])
 async def test_bad_input_closes_with_code_and_reason(
-    messages: list[str | bytes], code: int, reason: str
+    messages: list[str | bytes], code: int, reason: str, fast: bool
 ) -> None:
     app, _ = make_app({"agent": EchoApp(Recorder())})
     before = rejections()
     async with (
-        serve(app) as port,
+        serve(app, fast=fast) as port,
         connect(f"ws://127.0.0.1:{port}/twilio/media?token={TOKEN}") as ws,
     ):
         for m in messages:

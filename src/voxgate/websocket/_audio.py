@@ -50,6 +50,11 @@ class WireEncoder:
         self._pending = pcm[whole:]
         return [self._encode(pcm[i : i + n]) for i in range(0, whole, n)]
 
+    @property
+    def idle(self) -> bool:
+        """Nothing buffered: a whole chunk written now would go out as it is, in order."""
+        return bool(self._pending.shape[0] == 0)
+
     def flush(self) -> list[bytes]:
         """The remainder as one short chunk (padded to 20 ms for Opus, which needs it)."""
         rest = self._pending

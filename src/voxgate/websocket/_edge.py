@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Counter
 from starlette.websockets import WebSocket, WebSocketState
@@ -50,6 +50,54 @@ STREAM_CLOSES = Counter(
     ["code"],
     registry=REGISTRY,
 )
+
+
+class StreamConn(Protocol):
+    """What an edge's stream logic needs from its socket, whichever carries it: the ASGI
+    :class:`EdgeConnection` or the fast path's :class:`~voxgate.websocket.fastpath.FastStream`."""
+
+    settings: WebSocketSettings
+    limiter: RateLimiter
+    session: CallSession | None
+
+    def send(self, message: str | bytes, audio: bool = False) -> None: ...
+
+    def purge_audio(self) -> int: ...
+
+    def fail(self, code: int, reason: str) -> None: ...
+
+    def attach(self, session: CallSession) -> None: ...
+
+
+StartResult = tuple[int, str] | None
+"""What a call's start gives: None when it runs, else the (code, reason) to close with."""
+
+
+class StreamHandler(Protocol):
+    """An edge's per-socket logic, written once for both socket layers.
+
+    ``on_message`` runs synchronously for each inbound message (the hot path: no await per
+    message) and returns None to go on, ``(code, reason)`` to close, or a coroutine for work
+    that must be awaited before the next message (a call's start), which then gives either.
+    It raises StreamProtocolError for bad input."""
+
+    def on_message(
+        self, data: str | bytes, binary: bool
+    ) -> tuple[int, str] | Coroutine[Any, Any, StartResult] | None: ...
+
+
+async def receive_loop(conn: EdgeConnection, handler: StreamHandler) -> tuple[int, str]:
+    """The ASGI socket's receive loop around a handler (see :func:`run_stream`)."""
+    while True:
+        data, binary = await conn.receive()
+        result = handler.on_message(data, binary)
+        if result is None:
+            continue
+        if not isinstance(result, tuple):
+            result = await result
+            if result is None:
+                continue
+        return result
 
 
 class Disconnected(Exception):
@@ -304,16 +352,18 @@ async def run_stream(
         if conn.watcher is not None:
             conn.watcher.cancel()
         if conn.session is not None:
-            conn.session.end(_end_reason(code, reason))
+            conn.session.end(end_reason(code, reason))
     if code == CLOSE_NORMAL:
         await conn.flush()
     await conn.close(CLOSE_NORMAL if code is None else code, reason)
 
 
-def _end_reason(code: int | None, reason: str) -> str:
+def end_reason(code: int | None, reason: str) -> str:
+    """The call's end reason for a stream closed with ``code`` (None: the peer went away)."""
     if code is None:
         return "caller_disconnected"
     if code == CLOSE_NORMAL:
         return reason
-    names = {4008: "send_overflow", 4029: "too_fast", 1008: "policy", 1009: "too_big"}
+    names = {4008: "send_overflow", 4029: "too_fast", 1008: "policy", 1009: "too_big",
+             1011: "internal_error", 1012: "server_shutdown"}  # fmt: skip
     return names.get(code, "protocol_error")

@@ -101,7 +101,7 @@ def str_map(obj: JsonObject, key: str, parent: str = "", *, max_items: int = 64)
     return out
 
 
-def b64decode(text: str, field: str, max_bytes: int) -> bytes:
+def b64decode(text: str | bytes, field: str, max_bytes: int) -> bytes:
     """Strict base64 (no stray characters, correct padding) with a size limit."""
     if len(text) > (max_bytes + 2) // 3 * 4:
         raise StreamProtocolError(f"payload larger than {max_bytes} bytes", field=field)

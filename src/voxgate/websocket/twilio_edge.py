@@ -22,15 +22,15 @@ import base64
 import hashlib
 import hmac
 import itertools
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
 from fastapi import APIRouter, HTTPException, Request, Response, WebSocket
 from pydantic import SecretStr
 
 from voxgate.api.auth import request_token, require_token, token_ok
-from voxgate.audio.frame import AudioFrame
+from voxgate.audio.frame import AudioFrame, Pcm16
 from voxgate.audio.g711 import ulaw_decode
 from voxgate.calls.manager import CallManager, Draining
 from voxgate.calls.router import NoRoute
@@ -41,6 +41,9 @@ from voxgate.websocket._edge import (
     DROPPED_FRAMES,
     EdgeConnection,
     MarkLedger,
+    StartResult,
+    StreamConn,
+    receive_loop,
     run_stream,
     wait_bounded,
 )
@@ -63,6 +66,9 @@ from voxgate.websocket.twilio_protocol import (
     Stop,
     TwilioServerProtocol,
 )
+
+if TYPE_CHECKING:
+    from voxgate.websocket.fastpath import FastStream
 
 router = APIRouter()
 
@@ -131,14 +137,34 @@ class TwilioSink:
 
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, conn: EdgeConnection, proto: TwilioServerProtocol) -> None:
+    def __init__(self, conn: StreamConn, proto: TwilioServerProtocol) -> None:
         self._conn = conn
         self._proto = proto
         self._in_rate = SAMPLE_RATE
         self._encoder = WireEncoder("mulaw", SAMPLE_RATE, SAMPLE_RATE)
         self.marks = MarkLedger()
+        self._last_pcm: object = None
+        self._last_payload = b""
+
+    def inbound(self, pcm: Pcm16, payload: bytes) -> None:
+        """The caller's latest frame, decoded from ``payload`` and made read-only.
+
+        If the app writes that very array back (echo, a pass-through bridge), its mu-law
+        bytes go out as received instead of being re-encoded (~3 us per frame saved). The
+        array is read-only, so being the same object means holding the same samples; the
+        one difference from re-encoding is that mu-law's "negative zero" (0x7F) stays 0x7F
+        instead of becoming 0xFF (both decode to 0)."""
+        self._last_pcm = pcm
+        self._last_payload = payload
 
     def write(self, frame: AudioFrame) -> None:
+        if (
+            frame.samples is self._last_pcm
+            and frame.sample_rate == self._in_rate == SAMPLE_RATE
+            and self._encoder.idle
+        ):
+            self._conn.send(self._proto.media(self._last_payload), audio=True)
+            return
         if frame.sample_rate != self._in_rate:  # an app at another rate: resample on the way
             self._in_rate = frame.sample_rate
             self._encoder = WireEncoder("mulaw", SAMPLE_RATE, frame.sample_rate)
@@ -170,7 +196,7 @@ class TwilioControl:
 
     _ids = itertools.count(1)
 
-    def __init__(self, conn: EdgeConnection, sink: TwilioSink) -> None:
+    def __init__(self, conn: StreamConn, sink: TwilioSink) -> None:
         self._conn = conn
         self._sink = sink
         self.session: CallSession | None = None
@@ -199,64 +225,63 @@ class TwilioControl:
 
 
 class _TwilioStream:
-    """One accepted ``/twilio/media`` socket, from ``connected`` to close."""
+    """One ``/twilio/media`` socket, from ``connected`` to close, over either socket layer
+    (ASGI :class:`EdgeConnection` or the fast path): a :class:`~._edge.StreamHandler`."""
 
     def __init__(
         self,
-        websocket: WebSocket,
+        conn: StreamConn,
         manager: CallManager,
         settings: WebSocketSettings,
         tokens: Sequence[SecretStr],
         authorized: bool,
     ) -> None:
-        self.conn = EdgeConnection(websocket, settings)
+        self.conn = conn
         self.proto = TwilioServerProtocol()
         self.manager = manager
         self.settings = settings
         self.tokens = tokens
         self.authorized = authorized
         self.session: CallSession | None = None
-        self.sink = TwilioSink(self.conn, self.proto)
+        self.sink = TwilioSink(conn, self.proto)
+        self._time = asyncio.get_running_loop().time
+        self._limit = settings.max_dropped_frames
 
-    async def run(self) -> None:
-        await run_stream(self.conn, self._receive)
-
-    async def _receive(self) -> tuple[int, str]:
-        conn, proto, loop = self.conn, self.proto, asyncio.get_running_loop()
-        limit = self.settings.max_dropped_frames
-        while True:
-            data, binary = await conn.receive()
-            if binary:
-                raise StreamProtocolError(
-                    "binary frames are not part of the Twilio protocol",
-                    close_code=CLOSE_UNSUPPORTED_DATA,
-                )
-            event = proto.receive(data)
-            if type(event) is Media:
-                session = self.session
-                if session is None or event.track not in ("inbound", "inbound_track"):
-                    continue
-                now = loop.time()
-                if not conn.limiter.allow(len(event.payload) / SAMPLE_RATE, now):
-                    DROPPED_FRAMES.labels(reason="rate").inc()
-                    if conn.limiter.dropped > limit:
-                        return CLOSE_TOO_FAST, "audio faster than real time"
-                    continue
-                session.feed_audio(
-                    AudioFrame(ulaw_decode(event.payload), SAMPLE_RATE, now, event.chunk)
-                )
-            elif isinstance(event, Start):
-                refusal = await self._start(event)
-                if refusal is not None:
-                    return refusal
-            elif isinstance(event, Dtmf):
-                if self.session is not None:
-                    self.session.feed_event(DtmfReceived(event.digit))
-            elif isinstance(event, Mark):
-                if self.sink.marks.echoed(event.name) and self.session is not None:
-                    self.session.feed_event(MarkPlayed(event.name))
-            elif isinstance(event, Stop):
-                return CLOSE_NORMAL, "caller_hangup"
+    def on_message(
+        self, data: str | bytes, binary: bool
+    ) -> tuple[int, str] | Coroutine[Any, Any, StartResult] | None:
+        if binary:
+            raise StreamProtocolError(
+                "binary frames are not part of the Twilio protocol",
+                close_code=CLOSE_UNSUPPORTED_DATA,
+            )
+        event = self.proto.receive(data)
+        if type(event) is Media:
+            session = self.session
+            if session is None or event.track not in ("inbound", "inbound_track"):
+                return None
+            now = self._time()
+            limiter = self.conn.limiter
+            if not limiter.allow(len(event.payload) / SAMPLE_RATE, now):
+                DROPPED_FRAMES.labels(reason="rate").inc()
+                if limiter.dropped > self._limit:
+                    return CLOSE_TOO_FAST, "audio faster than real time"
+                return None
+            pcm = ulaw_decode(event.payload)
+            pcm.flags.writeable = False  # see TwilioSink.inbound
+            self.sink.inbound(pcm, event.payload)
+            session.feed_audio(AudioFrame(pcm, SAMPLE_RATE, now, event.chunk))
+        elif isinstance(event, Start):
+            return self._start(event)
+        elif isinstance(event, Dtmf):
+            if self.session is not None:
+                self.session.feed_event(DtmfReceived(event.digit))
+        elif isinstance(event, Mark):
+            if self.sink.marks.echoed(event.name) and self.session is not None:
+                self.session.feed_event(MarkPlayed(event.name))
+        elif isinstance(event, Stop):
+            return CLOSE_NORMAL, "caller_hangup"
+        return None
 
     async def _start(self, start: Start) -> tuple[int, str] | None:
         params = dict(start.custom_parameters)
@@ -295,22 +320,42 @@ class _TwilioStream:
         return None
 
 
-@router.websocket("/twilio/media")
-async def twilio_media(websocket: WebSocket) -> None:
-    """Twilio bidirectional Media Streams endpoint."""
+def _authorized(websocket: WebSocket) -> bool:
+    """API token or Twilio signature on the handshake (else the ``start`` must carry one)."""
     settings = websocket.app.state.settings
-    ws_settings = settings_of(settings)
     tokens: Sequence[SecretStr] = settings.auth.api_tokens
     url = _public_url(settings, websocket.url.path, websocket.url.query, str(websocket.url))
-    authorized = token_ok(request_token(websocket), tokens) or signature_ok(
-        ws_settings.twilio_auth_token,
+    return token_ok(request_token(websocket), tokens) or signature_ok(
+        settings_of(settings).twilio_auth_token,
         _ws_url(url),
         {},
         websocket.headers.get("x-twilio-signature"),
     )
+
+
+def _open(conn: StreamConn, websocket: WebSocket) -> _TwilioStream:
+    settings = websocket.app.state.settings
+    return _TwilioStream(
+        conn,
+        websocket.app.state.manager,
+        settings_of(settings),
+        settings.auth.api_tokens,
+        _authorized(websocket),
+    )
+
+
+def open_twilio_stream(conn: FastStream, websocket: WebSocket) -> _TwilioStream:
+    """The fast path's entry (:mod:`voxgate.websocket.fastpath`): the socket is open."""
+    return _open(conn, websocket)
+
+
+@router.websocket("/twilio/media")
+async def twilio_media(websocket: WebSocket) -> None:
+    """Twilio bidirectional Media Streams endpoint (ASGI; the fast path serves the same)."""
     await websocket.accept()
-    stream = _TwilioStream(websocket, websocket.app.state.manager, ws_settings, tokens, authorized)
-    await stream.run()
+    conn = EdgeConnection(websocket, settings_of(websocket.app.state.settings))
+    stream = _open(conn, websocket)
+    await run_stream(conn, lambda: receive_loop(conn, stream))
 
 
 @router.post("/twilio/voice", response_class=Response)
