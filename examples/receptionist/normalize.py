@@ -13,6 +13,14 @@ import re
 from collections.abc import Sequence
 from datetime import date, time, timedelta
 
+from examples.receptionist.spoken import (
+    after_correction,
+    code_letters,
+    join_spelled,
+    name_in,
+    said_as_name,
+)
+
 __all__ = [
     "code_in", "dates_in", "ground", "name_in", "numbers_in", "parse_date", "parse_time", "read_when", "spoken_digits",
     "times_in", "words_to_number",
@@ -73,9 +81,11 @@ def spoken_digits(text: str) -> str:
 
 
 def parse_date(text: str, today: date) -> date | None:
-    """"2026-12-01", "today", "tomorrow", "next Tuesday", "on Tuesday", "December 1st",
-    "the 3rd", "12/1" -> a date (never in the past: a bare weekday or day means the next
-    one); None when nothing date-like is found."""
+    """"2026-12-01", "today", "tomorrow", "the day after tomorrow", "in three days", "a week
+    from Friday", "next Tuesday", "on Tuesday", "December 1st", "the 3rd", "12/1" -> a date
+    (never in the past: a bare weekday or day means the next one); None when nothing
+    date-like is found. A weekday said with a day of the month ("Thursday the third") is
+    the next date that is both; the day of the month wins when none is."""
     t = text.strip().lower()
     m = re.search(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", t)
     if m:
@@ -83,19 +93,78 @@ def parse_date(text: str, today: date) -> date | None:
             return date(int(m[1]), int(m[2]), int(m[3]))
         except ValueError:
             return None
-    if re.search(r"\btoday\b", t):
+    relative = _relative_day(t, today)
+    if relative is not None:
+        return relative
+    if re.search(r"\b(today|tonight|this (morning|afternoon|evening))\b", t):
         return today
     if re.search(r"\b(tomorrow|tomorow)\b", t):
         return today + timedelta(days=1)
+    weekday = _weekday_in(t)
+    day_of_month = _day_of_month(t, today)
+    if day_of_month is not None:
+        exact, month_said = day_of_month
+        if weekday is None or exact.weekday() == weekday or month_said:
+            return exact
+        return _same_weekday(exact, weekday) or exact
+    if weekday is not None:
+        return _next_weekday(today, weekday)
+    return None
+
+
+def _weekday_in(t: str) -> int | None:
+    """Monday=0 ... Sunday=6 for the first weekday named in lower-case ``t``."""
     for i, name in enumerate(_WEEKDAYS):
         if re.search(rf"\b{name}s?\b", t) or re.search(rf"\b{name[:3]}\b", t):
-            ahead = (i - today.weekday()) % 7 or 7  # "Tuesday" on a Tuesday: next week
-            return today + timedelta(days=ahead)
+            return i
+    return None
+
+
+def _next_weekday(after: date, weekday: int) -> date:
+    """The first ``weekday`` after ``after`` ("Tuesday" on a Tuesday: next week)."""
+    return after + timedelta(days=(weekday - after.weekday()) % 7 or 7)
+
+
+_COUNT = r"(a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d{1,2})"
+
+
+def _count(word: str) -> int:
+    return 1 if word in ("a", "an") else words_to_number(word) or 0
+
+
+def _relative_day(t: str, today: date) -> date | None:
+    """Days counted from today or from a named day: "the day after tomorrow", "in three
+    days", "two days from now", "a week from today", "a week from Friday", "in two weeks"."""
+    if re.search(r"\bday after tomorrow\b", t):
+        return today + timedelta(days=2)
+    m = re.search(rf"\b(?:in\s+{_COUNT}\s+(days?|weeks?)|{_COUNT}\s+(days?|weeks?)\s+from\s+(now|today|tomorrow|\w+day))\b", t)
+    if m is None:
+        return None
+    n = _count(m[1] or m[3])
+    unit = m[2] or m[4]
+    days = n * (7 if unit.startswith("week") else 1)
+    base = m[5] or "today"
+    if base in ("now", "today"):
+        start = today
+    elif base == "tomorrow":
+        start = today + timedelta(days=1)
+    else:
+        weekday = _weekday_in(base)
+        if weekday is None:
+            return None
+        start = _next_weekday(today, weekday)
+    return start + timedelta(days=days) if days else None
+
+
+def _day_of_month(t: str, today: date) -> tuple[date, bool] | None:
+    """(the date, whether a month was said) for "12/1", "December 1st", "1st of December",
+    "the 3rd", "the third"."""
     m = re.search(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?\b", t)
     if m:
         year = int(m[3]) if m[3] else today.year
         year = year + 2000 if year < 100 else year
-        return _future(year, int(m[1]), int(m[2]), today, explicit_year=bool(m[3]))
+        found = _future(year, int(m[1]), int(m[2]), today, explicit_year=bool(m[3]))
+        return (found, True) if found else None
     for i, name in enumerate(_MONTHS):
         m = re.search(rf"\b{name}\s+(?:the\s+)?([a-z0-9 -]+?)(?:,?\s+(\d{{4}}))?(?:\s|$|[.,])", t + " ")
         m2 = re.search(rf"\b(?:the\s+)?([a-z0-9-]+(?: (?!of\b)[a-z]+)?)\s+(?:of\s+)?{name}\b", t)
@@ -104,9 +173,10 @@ def parse_date(text: str, today: date) -> date | None:
                 day = words_to_number(mm[1])
                 if day is not None and 1 <= day <= 31:
                     year = int(mm[2]) if mm is m and mm[2] else today.year
-                    return _future(year, i + 1, day, today, explicit_year=mm is m and bool(mm[2]))
+                    found = _future(year, i + 1, day, today, explicit_year=mm is m and bool(mm[2]))
+                    return (found, True) if found else None
     m = re.search(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b", t) or re.search(
-        r"\bthe (" + "|".join(_ORDINALS) + r"|twenty[- ]\w+)\b", t
+        r"\bthe (" + "|".join(_ORDINALS) + r"|twenty[- ]\w+|thirty[- ]first)\b", t
     )
     if m:
         day = words_to_number(m[1])
@@ -114,10 +184,28 @@ def parse_date(text: str, today: date) -> date | None:
             month, year = today.month, today.year
             if day < today.day:
                 month, year = (1, year + 1) if month == 12 else (month + 1, year)
-            try:
-                return date(year, month, day)
-            except ValueError:
-                return None
+            for _ in range(2):  # "the 31st" in a 30-day month: the next month that has one
+                try:
+                    return date(year, month, day), False
+                except ValueError:
+                    month, year = (1, year + 1) if month == 12 else (month + 1, year)
+    return None
+
+
+def _same_weekday(first: date, weekday: int) -> date | None:
+    """The first date from ``first`` on with the same day of the month that falls on
+    ``weekday`` within three months (Thursday the 3rd -> the next month whose 3rd is a
+    Thursday); None beyond: the caller got one of the two wrong, and the day of the month
+    is the more precise."""
+    year, month = first.year, first.month
+    for _ in range(3):
+        try:
+            d = date(year, month, first.day)
+        except ValueError:
+            d = None
+        if d is not None and d.weekday() == weekday:
+            return d
+        month, year = (1, year + 1) if month == 12 else (month + 1, year)
     return None
 
 
@@ -138,23 +226,33 @@ def _future(year: int, month: int, day: int, today: date, *, explicit_year: bool
 
 _TIME_WORDS = re.compile(
     r"\b(?P<h>\d{1,2}|" + "|".join(k for k in _UNITS if _UNITS[k] <= 12 and k != "zero" and k != "oh") + r")"
-    r"(?:[:. ](?P<m>\d{2}))?(?:\s+(?P<mw>fifteen|thirty|forty[- ]five|o'?clock))?"
+    r"(?:[:. ](?P<m>\d{2}))?(?:\s+(?P<mw>oh[- ](?:one|two|three|four|five|six|seven|eight|nine)|ten|fifteen"
+    r"|(?:twenty|thirty|forty|fifty)(?:[- ]five)?|o'?clock))?"
     r"\s*(?P<ap>a\.?\s?m\.?|p\.?\s?m\.?|in the morning|in the afternoon|in the evening|at night)?"
 )
 
 
+_PAST_TO = re.compile(
+    r"(?<!\bfrom )(?<!\bbetween )\b(?P<n>half|(?:a )?quarter|five|ten|twenty|twenty[- ]five|5|10|20|25)(?: minutes?)?"
+    r" (?P<rel>past|after|to|till|til|of|before) (?P<h>\w+)"
+)
+"""Minutes before or after an hour: "half past two", "ten past eleven", "twenty to four",
+"a quarter of ten" (American: 9:45). Not "from ten to four" (a range)."""
+
+
 def parse_time(text: str) -> time | None:
     """"3 p.m.", "3pm", "3:30 PM", "15:00", "three in the afternoon", "noon", "half past two",
-    "quarter past ten", "a quarter to four" -> a time. A bare hour 1-7 is taken as afternoon (a clinic's day); None if no time."""
+    "quarter past ten", "a quarter to four", "ten past eleven", "eleven oh five", "nine
+    twenty" -> a time. A bare hour 1-7 is taken as afternoon (a clinic's day); None if no time."""
     t = text.strip().lower()
     if re.search(r"\bnoon\b|\bmidday\b", t):
         return time(12, 0)
-    m = re.search(r"\b(half|(?:a )?quarter) (past|after|to) (\w+)", t)
+    m = _PAST_TO.search(t)
     if m:
-        h = words_to_number(m[3])
-        if h is not None and 1 <= h <= 12:
-            minute = 30 if m[1] == "half" else 15
-            if m[2] == "to":
+        h = words_to_number(m["h"])
+        minute = 30 if m["n"] == "half" else 15 if m["n"].endswith("quarter") else words_to_number(m["n"])
+        if h is not None and 1 <= h <= 12 and minute is not None and 0 < minute < 60:
+            if m["rel"] in ("to", "till", "til", "of", "before"):
                 h, minute = (h - 2) % 12 + 1, 60 - minute
             if re.search(r"\b(p\.?\s?m\b|afternoon|evening)", t[m.end() :]):
                 return time(h % 12 + 12, minute)
@@ -171,15 +269,12 @@ def parse_time(text: str) -> time | None:
             continue
         minute = int(m["m"]) if m["m"] else 0
         mw = (m["mw"] or "").replace("-", " ")
-        if mw.startswith("fifteen"):
-            minute = 15
-        elif mw.startswith("thirty"):
-            minute = 30
-        elif mw.startswith("forty"):
-            minute = 45
+        if mw and "clock" not in mw:  # "fifteen", "forty five", "oh five"
+            minute = words_to_number(mw) or 0
         ap = (m["ap"] or "").replace(".", "").replace(" ", "")
-        # a bare number is a time only next to "at" ("at three"), not "order four five six"
-        if not (ap or m["m"] or mw) and not re.search(r"\bat\s*$", t[: m.start()]):
+        # a bare number is a time only after "at" / "around" ("at three", "around ten"), not
+        # "order four five six"
+        if not (ap or m["m"] or mw) and not re.search(r"\b(?:at|around|about|say|by)\s*$", t[: m.start()]):
             continue
         if ap.startswith("pm") or ap in ("intheafternoon", "intheevening", "atnight"):
             h = h % 12 + 12
@@ -271,10 +366,19 @@ def code_in(text: str) -> str:
     return ""
 
 
-def name_in(text: str) -> str:
-    """The name a caller introduces ("my name is Sarah Jones", "this is Tom") or ""."""
-    m = re.search(r"\b(?:name is|this is)\s+((?:[A-Z][\w'-]*\s?){1,3})", text)
-    return m[1].strip() if m else ""
+_OLD_DAY = re.compile(
+    r"\bfrom\s+(?:\w+\s+){0,3}?(?=\w+\s+to\b)\w+"  # "from Tuesday to Friday": Tuesday
+    r"|\b(?:my|the|our|that)\s+((?:\w+\s+){0,2}?\w+?)(?:'s)?\s+(?:appointment|booking|visit|cleaning|check-?up|slot)\b"
+    r"|\b\w+day's\s+(?:appointment|booking|visit|cleaning|check-?up|slot)\b",
+    re.I,
+)
+"""Where a move names the day it moves *from*: "from Tuesday to ...", "my Friday
+appointment", "Friday's cleaning"."""
+
+
+_NAMED = {"book_appointment": "name", "cancel_appointment": "name_or_code", "reschedule_appointment": "name_or_code"}
+"""The argument that names the booking or patient, filled from the caller's words when the
+model left it out (it is optional in the tools' schemas)."""
 
 
 def ground(tool: str, args: dict[str, object], said: Sequence[str], today: date) -> dict[str, object]:
@@ -282,31 +386,53 @@ def ground(tool: str, args: dict[str, object], said: Sequence[str], today: date)
     call (their turns in order, this turn last). A 0.5B model fills slots with values nobody
     said ("2023-10-15", "10:00 AM", "John Doe", code "1234567890") or puts them in the wrong
     slot: a value the caller never said is replaced by the one they said this turn (the last
-    day mentioned for a move: "from Tuesday to Friday"), else dropped so that the tool asks.
-    Dates and times come back as ISO text."""
+    day mentioned for a move: "from Tuesday to Friday"; never the day it moves from), else
+    dropped so that the tool asks. When the caller corrected themselves ("Thursday, no wait,
+    Friday") a day or time said after the correction wins. A name must have been said as a
+    name (capitalised, as Whisper writes names); one the caller introduced ("the name's
+    ...", "under ...") fills an empty name. Dates and times come back as ISO text."""
     now = said[-1] if said else ""
     everything = " \n ".join(said)
+    final = after_correction(now)
     out = dict(args)
     if "date" in args:
         day, t = read_when(str(args.get("date") or ""), str(args.get("time") or "") or None, today)
         days_now = dates_in(now, today)
-        if tool == "reschedule_appointment" and len(days_now) > 1:
-            day = days_now[-1]
-        elif day not in days_now and day not in dates_in(everything, today) and not (day and _grounded_words(str(args.get("date") or ""), everything)):
+        if tool == "reschedule_appointment":  # the new day: the last one said, not the old one
+            said_days, days_now = days_now, dates_in(_OLD_DAY.sub(" ", now), today)
+            if days_now:
+                day = days_now[-1]
+            elif day in said_days:  # only the day it moves from was said: ask for the new one
+                day = None
+        if day not in days_now and day not in dates_in(everything, today) and not (day and _grounded_words(str(args.get("date") or ""), everything)):
             day = days_now[-1] if days_now else None
+        corrected = dates_in(final, today) if final is not now else []
+        if corrected and day not in corrected:
+            day = corrected[-1]
         out["date"] = day.isoformat() if day else ""
         if "time" in args:
             times_now = times_in(now)
             if t not in times_now and t not in times_in(everything) and not (t and _grounded_words(str(args.get("time") or ""), everything)):
                 t = times_now[0] if times_now else None
+            corrected_t = []
+            if final is not now:  # "at ten, sorry, I mean eleven": a bare hour corrects a time
+                corrected_t = times_in(final) or (times_in(f"at {final.strip()}") if times_now else [])
+            if corrected_t and t not in corrected_t:
+                t = corrected_t[0]
             out["time"] = t.strftime("%H:%M") if t else ""
     for key in ("name_or_code", "name"):
-        value = str(args.get(key) or "")
-        if key == "name_or_code" and (code := code_in(now)) and code not in spoken_digits(value):
+        if key not in args and _NAMED.get(tool) != key:
+            continue
+        value = join_spelled(str(args.get(key) or ""))
+        out[key] = value
+        if key == "name_or_code" and (code := code_in(code_letters(now))) and code not in spoken_digits(value):
             out[key] = code
-        elif value and not _grounded_words(value, everything):
+        elif value and (
+            not _grounded_words(value, join_spelled(everything))
+            or (key == "name" and not said_as_name(value, everything))
+        ):
             out[key] = ""
-        if key == "name" and key in args and not out[key]:
+        if not out[key]:
             out[key] = name_in(now)
     if "order_number" in args:
         numbers = numbers_in(now)

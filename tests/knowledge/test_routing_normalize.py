@@ -136,3 +136,95 @@ def test_name_introduced_by_the_caller() -> None:
     out = ground("book_appointment", {"date": "Friday", "time": "3 pm", "name": ""},
                  ["Friday at 3 pm please, my name is Ana Lee."], WEDNESDAY)
     assert out["name"] == "Ana Lee"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the day after tomorrow", date(2026, 11, 27)),
+        ("in three days", date(2026, 11, 28)),
+        ("two days from now", date(2026, 11, 27)),
+        ("a week from today", date(2026, 12, 2)),
+        ("a week from tomorrow", date(2026, 12, 3)),
+        ("a week from Friday", date(2026, 12, 4)),
+        ("in two weeks", date(2026, 12, 9)),
+        ("this afternoon", WEDNESDAY),
+        ("the thirty first", date(2026, 12, 31)),  # November has no 31st
+    ],
+)
+def test_parse_date_relative_days(text: str, expected: date) -> None:
+    assert parse_date(text, WEDNESDAY) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Thursday the third", date(2026, 12, 3)),  # the weekday used to win: Thursday Nov 26
+        ("Monday the thirtieth", date(2026, 11, 30)),
+        ("Thursday the 3rd", date(2026, 12, 3)),
+        ("Friday the third", date(2026, 12, 3)),  # no Friday the 3rd soon: the day of the month
+        ("Tuesday, December 3rd", date(2026, 12, 3)),  # a month said: the date as said
+        ("Tuesday", date(2026, 12, 1)),
+    ],
+)
+def test_parse_date_weekday_with_day_of_month(text: str, expected: date) -> None:
+    assert parse_date(text, WEDNESDAY) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ten past eleven", time(11, 10)),
+        ("twenty to four", time(15, 40)),
+        ("five after nine in the morning", time(9, 5)),
+        ("a quarter of ten", time(9, 45)),  # American: 9:45
+        ("twenty five past two", time(14, 25)),
+        ("at eleven oh five", time(11, 5)),
+        ("at nine twenty", time(9, 20)),
+        ("nine forty-five a.m.", time(9, 45)),
+        ("around ten", time(10, 0)),
+        ("from ten to four", None),  # a range, not 3:50
+        ("order four five six", None),
+    ],
+)
+def test_parse_time_minutes_as_words(text: str, expected: time | None) -> None:
+    assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "said", "expected"),
+    [
+        (  # a self-correction: the day said after it wins over the one the model copied
+            "book_appointment", {"date": "Monday", "time": "two"},
+            ["Monday at two, no wait, make that Tuesday at four."], {"date": "2026-12-01", "time": "16:00"},
+        ),
+        (  # only the time corrected: the day stays
+            "book_appointment", {"date": "Friday", "time": "ten"},
+            ["Friday at ten, sorry, I mean eleven."], {"date": "2026-11-27", "time": "11:00"},
+        ),
+        (  # a move names only the day it moves from: no new day invented
+            "reschedule_appointment", {"date": "Friday", "time": "3 pm"},
+            ["I need to move my Friday appointment."], {"date": "", "time": ""},
+        ),
+        (
+            "reschedule_appointment", {"date": "Friday", "time": "10"},
+            ["Can my Friday appointment go to Monday at 10?"], {"date": "2026-11-30", "time": "10:00"},
+        ),
+        (  # a word copied from the request is not a name; the introduced one is
+            "book_appointment", {"date": "Friday", "time": "11", "name": "Dentist"},
+            ["I want to see the dentist Friday at eleven, the name's Ravi Shah."], {"name": "Ravi Shah"},
+        ),
+        (  # the model left the booking's name out
+            "cancel_appointment", {}, ["Cancel the one under Priya Raman please."], {"name_or_code": "Priya Raman"},
+        ),
+        (  # a letter spelled "as in"
+            "cancel_appointment", {"name_or_code": "Bravo"},
+            ["Cancel it, code B as in Bravo, 7, K, 3."], {"name_or_code": "B7K3"},
+        ),
+    ],
+)
+def test_ground_corrections_moves_and_names(
+    tool: str, args: dict[str, object], said: list[str], expected: dict[str, object]
+) -> None:
+    out = ground(tool, args, said, WEDNESDAY)
+    assert {k: out[k] for k in expected} == expected
