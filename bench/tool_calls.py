@@ -204,9 +204,10 @@ def _check_one(tool: str | None, checks: dict[str, Callable[[Any], bool]], call:
     return all(ok(seen.get(k)) for k, ok in checks.items()), True, args
 
 
-def by_rules(text: str) -> ToolCall | None:
-    """The deterministic routing the pipeline does before the LLM."""
-    if contains_phrase(text, AgentSettings().goodbye_phrases):  # the pipeline's order
+def by_rules(text: str, settings: AgentSettings | None = None) -> ToolCall | None:
+    """The deterministic routing the pipeline does before the LLM (``settings``: the app's,
+    whose goodbye phrases the pipeline checks)."""
+    if contains_phrase(text, (settings or AgentSettings()).goodbye_phrases):  # the pipeline's order
         return ToolCall("rule", "end_call", "{}")
     if RULES.wants_human(text):
         return ToolCall("rule", "transfer_call", json.dumps({"target": RULES.escalation_target()}))
@@ -218,13 +219,14 @@ async def run_case(app: Receptionist, llm: Any, case: Case, system: str) -> tupl
 
     session = CallSession("local", None, UnsupportedControl("bench"), 16000)  # type: ignore[arg-type]
     ck = app.knowledge.for_call(session)
-    messages = await ck.augment([ChatMessage("system", system), ChatMessage("user", case.text)], TurnRecord(0))
+    plan = await ck.prepare([ChatMessage("system", system), ChatMessage("user", case.text)], TurnRecord(0))
     redo_before = llm.grammar_retries
     t0 = time.perf_counter()
     call: ToolCall | None = None
     to_call = None
     text = ""
-    async for ev in llm.chat(messages, ck.schemas()):
+    stream = llm.chat(plan.messages, plan.tools) if plan.tools else llm.chat(plan.messages)  # as ReplyRun does
+    async for ev in stream:
         if isinstance(ev, ToolCall) and call is None:
             call, to_call = ev, time.perf_counter() - t0
         elif isinstance(ev, TextDelta):
@@ -286,7 +288,7 @@ def main() -> int:
             if args.mode not in ("both", mode):
                 continue
             for i, case in enumerate(cases, 1):
-                rule = by_rules(case.text) if mode == "agent" else None
+                rule = by_rules(case.text, app.settings) if mode == "agent" else None
                 if rule is not None:  # the pipeline acts before the LLM: no model call
                     call, text, secs, to_call, redo = rule, "", 0.0, None, False
                 else:

@@ -42,24 +42,18 @@ from examples.receptionist.appointments import (
     say_date,
     say_time,
 )
-from examples.receptionist.intents import INTENT_EXAMPLES
 from examples.receptionist.normalize import ground, parse_date, read_when, spoken_digits
+from examples.receptionist.routing import ReceptionistRouter
 
 from voxgate.agent.config import AgentSettings
 from voxgate.agent.pipeline import AgentProviders
 from voxgate.knowledge.embeddings import Embedder
 from voxgate.knowledge.rag import KnowledgeBase
 from voxgate.knowledge.rules import AfterHours, OpeningHours, RouteRules
-from voxgate.knowledge.runtime import (
-    CALLER_TURNS,
-    EmbeddingRouter,
-    FirstRouter,
-    KeywordRouter,
-    Knowledge,
-)
+from voxgate.knowledge.runtime import CALLER_TURNS, KeywordRouter, Knowledge
 from voxgate.knowledge.tools import Tool, ToolContext, ToolRegistry, ToolReply
 
-__all__ = ["CLINIC_DOC", "PROMPT", "ROUTER", "RULES", "Receptionist", "build_router", "build_tools"]
+__all__ = ["CLINIC_DOC", "GOODBYES", "PROMPT", "ROUTER", "RULES", "Receptionist", "build_router", "build_tools"]
 
 CLINIC_DOC = Path(__file__).with_name("clinic.md")
 TIMEZONE = "America/New_York"
@@ -86,10 +80,22 @@ RULES = RouteRules(
     escalation_phrases=[
         "real person", "human", "agent", "representative", "operator", "front desk",
         "receptionist", "talk to someone", "speak to someone", "speak with someone",
-        "talk with someone", "speak to a person",
+        "talk with someone", "speak to a person", "a person", "somebody at the desk",
+        "talk to somebody", "speak to somebody", "speak with somebody", "talk with somebody",
+        "talk to anyone", "speak to anyone", "anybody in the office", "someone in the office",
+        "a staff member", "someone who works there", "put me through", "connect me",
+        "transfer me", "office manager",
     ],
     escalation_say="Of course. Let me transfer you to our front desk.",
 )
+
+GOODBYES = [
+    *AgentSettings().goodbye_phrases, "have a good one", "have a good day", "have a nice day",
+    "have a great day", "take care", "see you then", "talk to you later", "that's everything",
+    "that's it for me", "nothing else", "i'm all set", "that will be all",
+]
+"""Said only when the caller is done: the pipeline says the farewell and hangs up, before the
+LLM (``AgentSettings.goodbye_phrases``; the defaults plus common closings)."""
 
 ROUTER = KeywordRouter(
     [
@@ -102,20 +108,17 @@ ROUTER = KeywordRouter(
         (r"\b(book|schedule|appointment|see the dentist|come in)\b|\bget an? (cleaning|check-?up)", "book_appointment"),
     ]
 )
-"""Which tool the caller's words ask for, decided outside the model (see ``KeywordRouter``)."""
+"""The first keyword router (the original benchmark's phrasings; kept for the tests that use
+it): the app routes with ``build_router``."""
 
 
-def build_router(embedder: Embedder) -> FirstRouter:
-    """Which tool the caller's words ask for, decided outside the model: ``ROUTER``'s precise
-    keywords (reschedule, cancel, order, availability; the verbs "book" and "schedule") first,
-    then the nearest of the example phrasings in ``intents.py`` by meaning
-    (``EmbeddingRouter``). ``ROUTER``'s nouns for a booking ("appointment", "come in", ...)
-    are left out: they catch "I won't be needing the appointment" as a booking."""
-    precise = KeywordRouter(
-        [(p.pattern, tool) for p, tool in ROUTER.rules if tool != "book_appointment"]
-        + [(r"\b(book|schedule)\b", "book_appointment")]
-    )
-    return FirstRouter(precise, EmbeddingRouter(embedder, INTENT_EXAMPLES, min_score=0.5))
+def build_router(embedder: Embedder) -> ReceptionistRouter:
+    """Which tool the caller's words ask for, decided outside the model (``routing.py``):
+    phrasal patterns for questions, orders, moves, cancellations, free times and bookings,
+    then the nearest of the example phrasings in ``intents.py`` by meaning. A sure route
+    offers the model only that tool, or none for a question."""
+    return ReceptionistRouter(embedder)
+
 
 LAB_ORDERS = {
     "456": "Your night guard, order 4 5 6, is ready for pickup at the front desk.",
@@ -309,6 +312,7 @@ class Receptionist:
             name="receptionist",
             system_prompt=PROMPT,
             greeting="Hello, thank you for calling Bright Smile Dental. How can I help you?",
+            goodbye_phrases=GOODBYES,
         )
         return cls(book, knowledge, settings)
 

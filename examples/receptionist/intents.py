@@ -85,6 +85,8 @@ INTENT_EXAMPLES: dict[str | None, list[str]] = {
         "I'm all set, thanks",
         "Nope, that's it, have a nice day",
         "Nothing else, thanks so much",
+        "Okay, see you then",
+        "Thanks, you too",
     ],
     None: [
         "What are your opening hours",
@@ -113,5 +115,11 @@ INTENT_EXAMPLES: dict[str | None, list[str]] = {
         "Are you a robot",
         "Did you have a nice weekend",
         "Hi, yes, I'm here",
+        "Hold on a second",
+        "One moment please, someone's at the door",
+        "Sorry, give me a sec",
+        "Can you hear me",
+        "Hello, are you there",
+        "Is the clinic near the bus stop",
     ],
 }

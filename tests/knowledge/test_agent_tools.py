@@ -21,7 +21,7 @@ from voxgate.agent.vclock import run_virtual
 from voxgate.knowledge.embeddings import HashEmbedder
 from voxgate.knowledge.rag import KnowledgeBase
 from voxgate.knowledge.rules import AfterHours, OpeningHours, RouteRules
-from voxgate.knowledge.runtime import Knowledge
+from voxgate.knowledge.runtime import KeywordRouter, Knowledge
 from voxgate.knowledge.tools import FALLBACK_SAY, FILLER_SAY, INVALID_SAY, ToolRegistry
 from voxgate.providers.base import ChatMessage, ToolCall, ToolSchema
 from voxgate.providers.llm.fake import FakeLLM, FakeReply
@@ -311,3 +311,34 @@ def test_speculative_reply_runs_tools_only_after_commit() -> None:
     assert result.agent_said()[-1] == "Done."
     assert calls == ["Book me Tuesday please."]  # once, for the committed turn only
     assert result.records[0].speculative  # the reply came from the (held) speculation
+
+
+def test_sure_route_offers_the_model_only_the_routed_tool() -> None:
+    llm = FakeLLM(order_bot)
+    router = KeywordRouter([(r"\border\b", "check_order"), (r"\bhours\b", None)])
+    result, _, events = run(["Where is my order four five six?"], llm, Knowledge(tools=orders(), router=router))
+    assert result.errors == []
+    messages, tools = llm.calls[0]
+    assert [t.name for t in tools] == ["check_order"]
+    assert messages[-1].content.endswith("(use the check_order tool)")
+    assert ("route", {"turn": 0, "tool": "check_order", "sure": True}) in events
+
+
+def test_sure_no_tool_route_offers_no_tools_but_passages() -> None:
+    kb = KnowledgeBase(":memory:", HashEmbedder())
+    kb.add_text("clinic.md", "# Clinic\n\n## Hours\n\nOur hours: Saturday from 10 am.")
+    llm = FakeLLM.from_rules({"hours": "From ten on Saturday."})
+    router = KeywordRouter([(r"\border\b", "check_order"), (r"\bhours\b", None)])
+    result, _, _ = run(["What are your hours on Saturday?"], llm, Knowledge(tools=orders(), kb=kb, router=router, min_score=0.1))
+    messages, tools = llm.calls[0]
+    assert tools == []  # a question: the model cannot call a tool on it
+    assert any(m.role == "system" and "Saturday from 10 am" in m.content for m in messages)
+    assert result.agent_said()[-1] == "From ten on Saturday."
+
+
+def test_unsure_route_is_a_hint_with_every_tool() -> None:
+    llm = FakeLLM(order_bot)
+    result, _, _ = run(["Where is my order four five six?"], llm, Knowledge(tools=orders(), router=lambda text: "check_order"))
+    messages, tools = llm.calls[0]
+    assert {"check_order", "end_call"} <= {t.name for t in tools}
+    assert messages[-1].content.endswith("(use the check_order tool)")

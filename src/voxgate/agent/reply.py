@@ -9,8 +9,9 @@ A speculative reply (early intent) runs *held*: audio is produced but kept back.
 releases what was held and lets the rest flow; a discarded speculation is cancelled before
 any of it reaches the sink. Stage times are stamped on the reply's ``TurnRecord``.
 
-With ``knowledge`` (``voxgate.knowledge.runtime.CallKnowledge``) the LLM is offered tools and
-the prompt gets retrieved passages. When the LLM answers with tool calls, they run (a slow
+With ``knowledge`` (``voxgate.knowledge.runtime.CallKnowledge``) the LLM is offered the tools
+of the turn's plan (``CallKnowledge.prepare``: only the routed tool when the router is sure,
+none for a question it is sure needs none, else all) and the prompt gets retrieved passages. When the LLM answers with tool calls, they run (a slow
 one makes the agent say a filler while it runs), the assistant tool-call message and the
 ``tool`` results are kept on the run (``tool_messages``, for the history), and the LLM is
 asked again with the results, for at most ``max_rounds`` rounds (the last without tools).
@@ -222,11 +223,12 @@ class ReplyRun:
 
     async def _converse(self, k: CallKnowledge, clauses: asyncio.Queue[object]) -> None:
         """LLM -> tools -> LLM rounds (see the module docstring)."""
-        messages = await k.augment(self._messages, self.record)
+        plan = await k.prepare(self._messages, self.record)
+        messages = plan.messages
         invalid = 0
         for round_no in range(k.max_rounds):
             last = round_no == k.max_rounds - 1
-            text, calls = await self._stream_llm(messages, () if last else k.schemas(), clauses)
+            text, calls = await self._stream_llm(messages, () if last else plan.tools, clauses)
             if not calls:
                 if not self.text.strip():  # a model that says nothing must not leave silence
                     self._say(k.fallback_say, clauses)

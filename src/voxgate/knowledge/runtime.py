@@ -8,9 +8,10 @@ of tool, retrieval and rule logic:
 
 - ``system_prompt`` / ``greeting``: after-hours behaviour, decided once at call start;
 - ``escalate(text)``: the deterministic "talk to a human" rule, checked before the LLM;
-- ``augment(messages, record)``: retrieval; the passages go into the LLM context just before
-  the caller's question (the stable prefix stays in the LLM's prompt cache) and onto the
-  turn record for audit;
+- ``prepare(messages, record)``: the turn's plan: routing (which tools the model is offered:
+  the routed one, none for a question, or all) and retrieval; the passages go into the LLM
+  context just before the caller's question (the stable prefix stays in the LLM's prompt
+  cache) and onto the turn record for audit (``augment`` is its messages alone);
 - ``run(call, say)``: one tool call with the filler policy;
 - ``run_deferred()``: call-control actions once the reply has been spoken;
 - ``redact``: applied to everything the history persists.
@@ -26,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from voxgate.agent.records import TurnRecord
 from voxgate.calls.session import CallSession
@@ -37,7 +38,10 @@ from voxgate.knowledge.rules import RouteRules
 from voxgate.knowledge.tools import ToolContext, ToolRegistry, ToolResult
 from voxgate.providers.base import ChatMessage, ToolCall, ToolSchema
 
-__all__ = ["CALLER_TURNS", "CallKnowledge", "EmbeddingRouter", "EventHook", "FirstRouter", "Knowledge", "KeywordRouter"]
+__all__ = [
+    "CALLER_TURNS", "CallKnowledge", "EmbeddingRouter", "EventHook", "FirstRouter", "Knowledge", "KeywordRouter",
+    "Route", "Router", "TurnPlan",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +59,54 @@ CONTEXT_HEAD = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A router's decision for one caller turn."""
+
+    tool: str | None
+    """The tool the caller's words ask for; None: no tool (a question or small talk, which
+    the model answers in words from the retrieved passages)."""
+    sure: bool = True
+    """Sure enough to offer the model only ``tool`` (or, for None, no tool at all). Unsure:
+    every tool is offered and ``tool`` only goes into the prompt as a hint."""
+
+
+@runtime_checkable
+class Router(Protocol):
+    """Caller's words -> a ``Route``, or None for no opinion (the next router, or the LLM,
+    decides). Plain ``text -> tool name`` callables are accepted too, as unsure routes."""
+
+    def decide(self, text: str) -> Route | None: ...
+
+
 class KeywordRouter:
     """Intent routing outside the model: the first pattern that matches the caller's words
-    names the tool to use. The LLM still fills in the arguments, but a 0.5B model picks the
-    wrong one of seven similar tools ("move my appointment" -> book) far more often than it
-    copies arguments wrongly (bench/tool_calls.py), so the hint goes into the turn's context.
+    names the tool to use, or None for "no tool" (e.g. a question about the cancellation
+    fee is not a cancellation). A 0.5B model picks the wrong one of seven similar tools
+    ("move my appointment" -> book) far more often than it copies arguments wrongly
+    (bench/tool_calls.py), and a precise pattern is right when it matches: its routes are
+    sure (``sure``), so the model is offered only that tool.
     """
 
-    def __init__(self, rules: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, rules: Sequence[tuple[str, str | None]], *, sure: bool = True) -> None:
         self.rules = [(re.compile(p, re.I), tool) for p, tool in rules]
+        self.sure = sure
+
+    def decide(self, text: str) -> Route | None:
+        return next((Route(tool, self.sure) for p, tool in self.rules if p.search(text)), None)
 
     def __call__(self, text: str) -> str | None:
-        return next((tool for p, tool in self.rules if p.search(text)), None)
+        route = self.decide(text)
+        return route.tool if route is not None else None
 
 
 class EmbeddingRouter:
     """Intent routing by meaning: the caller's words are embedded (the knowledge base's
     sentence model, ~10 ms) and compared with example phrasings per tool; the tool of the
     nearest example wins if it is at least ``min_score`` similar. Examples under the key
-    ``None`` (questions, small talk) route to no tool, so the LLM answers them.
+    ``None`` (questions, small talk) route to no tool, so the LLM answers them. A route is
+    sure when the best label is at least ``sure_score`` similar and ahead of the next label
+    by ``sure_margin``; otherwise the model still sees every tool (a hint only).
 
     Keyword patterns only know the words someone thought of; callers say "take me off the
     schedule" or "push it to Monday". On held-out requests (bench/tool_calls_heldout.py) the
@@ -82,9 +115,19 @@ class EmbeddingRouter:
     phrasings for 33/40.
     """
 
-    def __init__(self, embedder: Embedder, examples: Mapping[str | None, Sequence[str]], *, min_score: float = 0.5) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        examples: Mapping[str | None, Sequence[str]],
+        *,
+        min_score: float = 0.5,
+        sure_score: float = 0.6,
+        sure_margin: float = 0.1,
+    ) -> None:
         self.embedder = embedder
         self.min_score = min_score
+        self.sure_score = sure_score
+        self.sure_margin = sure_margin
         self.labels: list[str | None] = [tool for tool, texts in examples.items() for _ in texts]
         self.vectors = embedder.embed([t for texts in examples.values() for t in texts])
 
@@ -96,22 +139,50 @@ class EmbeddingRouter:
             best[label] = max(best.get(label, -1.0), sim)
         return best
 
-    def __call__(self, text: str) -> str | None:
+    def decide(self, text: str) -> Route | None:
         if not text.strip() or not self.labels:
             return None
-        scores = self.scores(text)
-        label = max(scores, key=lambda k: scores[k])
-        return label if scores[label] >= self.min_score else None
+        ranked = sorted(self.scores(text).items(), key=lambda kv: -kv[1])
+        (label, top), runner_up = ranked[0], (ranked[1][1] if len(ranked) > 1 else -1.0)
+        if top < self.min_score:
+            return None
+        return Route(label, top >= self.sure_score and top - runner_up >= self.sure_margin)
+
+    def __call__(self, text: str) -> str | None:
+        route = self.decide(text)
+        return route.tool if route is not None else None
 
 
 class FirstRouter:
-    """The first of ``routers`` that names a tool (e.g. precise keywords, then meaning)."""
+    """The first of ``routers`` with an opinion (e.g. precise keywords, then meaning)."""
 
-    def __init__(self, *routers: Callable[[str], str | None]) -> None:
+    def __init__(self, *routers: Router | Callable[[str], str | None]) -> None:
         self.routers = routers
 
+    def decide(self, text: str) -> Route | None:
+        return next((route for r in self.routers if (route := decide(r, text)) is not None), None)
+
     def __call__(self, text: str) -> str | None:
-        return next((tool for r in self.routers if (tool := r(text)) is not None), None)
+        route = self.decide(text)
+        return route.tool if route is not None else None
+
+
+def decide(router: Router | Callable[[str], str | None], text: str) -> Route | None:
+    """``router``'s decision; a plain ``text -> tool`` callable gives an unsure route."""
+    if isinstance(router, Router):
+        return router.decide(text)
+    tool = router(text)
+    return Route(tool, sure=False) if tool is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnPlan:
+    """What one LLM reply gets: its messages (with the route hint or retrieved passages) and
+    the tools it is offered."""
+
+    messages: list[ChatMessage]
+    tools: Sequence[ToolSchema]
+    route: Route | None = None
 
 
 @dataclass(slots=True)
@@ -134,8 +205,9 @@ class Knowledge:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     """Wall clock for opening hours (injected in tests)."""
     context_head: str = CONTEXT_HEAD
-    router: Callable[[str], str | None] | None = None
-    """Caller's words -> the tool to call (see ``KeywordRouter``); None: the LLM decides."""
+    router: Router | Callable[[str], str | None] | None = None
+    """Caller's words -> the tool to call (see ``Route``, ``KeywordRouter``); None: the LLM
+    decides among all tools."""
     route_history: int = 0
     """Earlier messages kept in a routed turn's prompt. 0: system prompt + this turn only;
     with the history the 0.5B model imitated its previous tool-result sentence ("You're
@@ -222,36 +294,54 @@ class CallKnowledge:
         return self.tools.schemas()
 
     async def augment(self, messages: Sequence[ChatMessage], record: TurnRecord) -> list[ChatMessage]:
-        """``messages`` with retrieved passages before the last user message (if any match)."""
+        """``prepare``'s messages alone (the route hint, or retrieved passages)."""
+        return (await self.prepare(messages, record)).messages
+
+    async def prepare(self, messages: Sequence[ChatMessage], record: TurnRecord) -> TurnPlan:
+        """The plan of one reply (see ``TurnPlan``):
+
+        - a sure route to a tool: only that tool is offered, with the hint; no passages (an
+          action, not a question: a shorter prompt, and a small model cannot pick a wrong
+          tool or answer a request with a made-up fact);
+        - a sure route to no tool (a question, small talk): no tools, passages;
+        - an unsure route: every tool, with the hint; no passages;
+        - no route: every tool, passages before the last user message (if any match).
+        """
         out = list(messages)
+        everything = self.tools.schemas()
         kb = self.config.kb
         last = next((i for i in range(len(out) - 1, -1, -1) if out[i].role == "user"), None)
         if last is None or not out[last].content.strip():
-            return out
+            return TurnPlan(out, everything)
         question = out[last].content
         self.context.state[CALLER_TURNS] = [m.content for m in out if m.role == "user"]
-        tool = self.config.router(question) if self.config.router is not None else None
-        if tool is not None and tool in self.tools:
-            self.emit("route", {"turn": record.index, "tool": tool})
-            hinted = ChatMessage("user", self.config.route_hint.format(question=question, tool=tool))
+        router = self.config.router
+        route = decide(router, question) if router is not None else None
+        if route is not None and route.tool is not None and route.tool not in self.tools:
+            route = None
+        if route is not None:
+            self.emit("route", {"turn": record.index, "tool": route.tool, "sure": route.sure})
+        if route is not None and route.tool is not None:
+            hinted = ChatMessage("user", self.config.route_hint.format(question=question, tool=route.tool))
             head = out[:1] if out[0].role == "system" else []
             keep = self.config.route_history
             earlier = out[len(head) : last][-keep:] if keep else []
-            return [*head, *earlier, hinted]  # an action, not a question: no passages (shorter prompt, faster)
+            offered = [t for t in everything if t.name == route.tool] if route.sure else everything
+            return TurnPlan([*head, *earlier, hinted], offered, route)
+        tools: Sequence[ToolSchema] = () if route is not None and route.sure else everything
         if kb is None:
-            return out
+            return TurnPlan(out, tools, route)
         try:
             hits: list[Passage] = await kb.asearch(question, self.config.k, min_score=self.config.min_score)
         except Exception as exc:  # answer without the documents rather than not at all
             record.errors.append(f"retrieval: {exc!r}")
-            return out
+            return TurnPlan(out, tools, route)
         record.retrieved = [h.to_dict() for h in hits]
         self.emit("retrieval", {"turn": record.index, "question": question, "passages": record.retrieved})
-        if not hits:
-            return out
-        facts = "\n".join(f"- {h.text}" for h in hits)
-        out.insert(last, ChatMessage("system", f"{self.config.context_head}\n{facts}"))
-        return out
+        if hits:
+            facts = "\n".join(f"- {h.text}" for h in hits)
+            out.insert(last, ChatMessage("system", f"{self.config.context_head}\n{facts}"))
+        return TurnPlan(out, tools, route)
 
     async def run(self, call: ToolCall, say: Callable[[str], None], record: TurnRecord | None = None) -> ToolResult:
         result = await self.tools.call(call, self.context, on_slow=say)
