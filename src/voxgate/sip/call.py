@@ -7,7 +7,10 @@ call and maps them to what the core sees:
 
 * inbound: INVITE -> 100 (transaction layer) -> 180 -> route and start the app -> 200 with
   the SDP answer -> ACK (2xx retransmitted until then) -> media; CANCEL before the answer ->
-  487; BYE either way;
+  487; BYE either way. An INVITE without SDP (delayed offer, RFC 3261 13.2.1: Cisco CUBE and
+  many PBXs send them) gets our offer in the 200 and must bring the answer in the ACK; an ACK
+  without one, or with one we cannot use, ends the call with BYE (``ack_without_answer``,
+  ``incompatible_media``). A re-INVITE without SDP is handled the same way;
 * outbound: INVITE through a trunk (401/407 answered once each) -> 2xx -> ACK -> media ->
   app; 486/480/408/503... end the session with a reason instead of starting the app;
 * in the call: re-INVITE/UPDATE (hold, unhold, new address, codec change), INFO DTMF
@@ -50,7 +53,7 @@ if TYPE_CHECKING:
     from voxgate.sip.endpoint import SipEdge
     from voxgate.sip.media import NetworkReport, RtpSession
 
-__all__ = ["SipCall", "SipControl", "end_reason_for_status"]
+__all__ = ["SipCall", "SipControl", "bye_reason", "end_reason_for_status"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,23 @@ _STATUS_REASONS = {
 def end_reason_for_status(status: int) -> str:
     """The session end reason for a final failure response to our INVITE."""
     return _STATUS_REASONS.get(status, f"failed_{status}")
+
+
+_BYE_CAUSES = {
+    "incompatible_media": "SIP;cause=488", "ack_without_answer": "SIP;cause=488",
+    "ack_timeout": "SIP;cause=408", "session_expired": "SIP;cause=408",
+    "media_timeout": "Q.850;cause=41",
+}  # fmt: skip
+"""Reason (RFC 3326) our BYE carries per end reason; anything else is a normal clearing
+(Q.850 cause 16). Failures say which SIP error ended the call, so the far end's CDRs and
+support staff see why."""
+
+
+def bye_reason(end_reason: str | None) -> str:
+    """The Reason header value for our BYE ending a session for ``end_reason``."""
+    cause = _BYE_CAUSES.get(end_reason or "", "Q.850;cause=16")
+    text = (end_reason or "normal").replace('"', "")
+    return f'{cause};text="{text}"'
 
 
 def parse_dtmf_info(content_type: str | None, body: bytes) -> tuple[str, int] | None:
@@ -145,6 +165,8 @@ class SipCall:
         self._dialog_timer: asyncio.TimerHandle | None = None
         self._reinvite_lock = asyncio.Lock()
         self._refer: asyncio.Future[int] | None = None
+        self._answer_due: int | None = None
+        """CSeq of the INVITE whose 2xx carried our offer: its ACK must bring the answer."""
         self._tasks: set[asyncio.Task[None]] = set()
         self.final_status: int | None = None
 
@@ -176,9 +198,6 @@ class SipCall:
             edge.count_sdp_rejection()
             self._reject(400, "Bad SDP")
             return
-        if offer is None:
-            self._reject(488, "Offer Required")  # late offer (no SDP in INVITE) unsupported
-            return
         try:
             port = await self.media.open()
         except OSError:
@@ -186,12 +205,18 @@ class SipCall:
             return
         ms = MediaSession(edge.options.caps, edge.advertised_host, port)
         self.offer_answer = ms
-        try:
-            answer, negotiated = ms.receive_offer(offer)
-        except NegotiationError:
-            edge.count_sdp_rejection()
-            self._reject(488)
-            return
+        negotiated: NegotiatedMedia | None = None
+        if offer is None:
+            # Delayed offer (RFC 3261 13.2.1, RFC 3264): our offer goes in the 200, the
+            # answer must come back in the ACK (see on_ack).
+            description = ms.create_offer(self.local_direction)
+        else:
+            try:
+                description, negotiated = ms.receive_offer(offer)
+            except NegotiationError:
+                edge.count_sdp_rejection()
+                self._reject(488)
+                return
         try:
             edge.manager.router.rule_for("sip", self.session.callee)
         except NoRoute:
@@ -216,7 +241,7 @@ class SipCall:
         except Draining:
             self._reject(503, headers=[("Retry-After", "30")])
             return
-        ok = self._respond(200, body=answer.serialize().encode(), content_type="application/sdp")
+        ok = self._respond(200, body=description.serialize().encode(), content_type="application/sdp")
         assert ok is not None
         dialog = Dialog.uas(
             invite, ok, transport=self.peer.transport, sent_by=edge.sent_by(self.peer.transport),
@@ -226,6 +251,8 @@ class SipCall:
         edge.add_dialog(self, dialog)
         dialog.start_2xx_retransmission(ok, self.peer, edge.now())
         self._arm_dialog_timer()
+        if negotiated is None:
+            self._answer_due = invite.cseq.number
         self._answered(negotiated)
 
     def _respond(
@@ -359,15 +386,20 @@ class SipCall:
 
     # -- answered -------------------------------------------------------------------------
 
-    def _answered(self, negotiated: NegotiatedMedia) -> None:
+    def _answered(self, negotiated: NegotiatedMedia | None) -> None:
+        """The dialog is up; media starts now, or at the ACK for a delayed offer (None)."""
         self._set_state("answered")
+        if negotiated is not None:
+            self._media_up(negotiated)
+        self.spawn(self._watch_end(), "end")
+
+    def _media_up(self, negotiated: NegotiatedMedia) -> None:
         self.media.apply(negotiated)
         self.remote_hold = negotiated.remote_hold
         observer = self.edge.observer
         if observer is not None:
             c = negotiated.codec
             observer.call_answered(self.call_id, codec=f"{c.name}/{c.clock_rate}")
-        self.spawn(self._watch_end(), "end")
 
     async def _watch_end(self) -> None:
         await self.session.wait_ended()
@@ -380,7 +412,7 @@ class SipCall:
         dialog = self.dialog
         if dialog is not None and dialog.state is not DialogState.TERMINATED and not self._remote_ended:
             try:
-                bye = dialog.create_request("BYE", headers=[("Reason", f'Q.850;cause=16;text="{self.session.end_reason}"')])
+                bye = dialog.create_request("BYE", headers=[("Reason", bye_reason(self.session.end_reason))])
                 response = await asyncio.wait_for(self.edge.request(bye, self.peer), 40.0)
                 if response.status in (401, 407):
                     await self._authorized_retry(bye, response)
@@ -443,9 +475,36 @@ class SipCall:
     # -- in-dialog requests from the far end ----------------------------------------------
 
     def on_ack(self, ack: SipRequest) -> None:
-        if self.dialog is not None:
-            self.dialog.receive_request(ack, self.edge.now())
-            self._arm_dialog_timer()
+        if self.dialog is None:
+            return
+        self.dialog.receive_request(ack, self.edge.now())
+        self._arm_dialog_timer()
+        if self._answer_due is not None and ack.cseq.number == self._answer_due:
+            self._answer_due = None
+            self._take_answer(ack)
+
+    def _take_answer(self, ack: SipRequest) -> None:
+        """The ACK to a 2xx that carried our offer must carry the answer (RFC 3261 13.2.1,
+        RFC 3264 section 5): without one, or with one we cannot use, the session cannot
+        exist, so it ends with BYE and the reason is recorded."""
+        ms = self.offer_answer
+        assert ms is not None
+        if not ack.body:
+            self.edge.count_sdp_rejection()
+            log.info("sip call %s: ACK without the SDP answer to our offer", self.call_id)
+            self.session.end("ack_without_answer")
+            return
+        try:
+            negotiated = ms.receive_answer(SessionDescription.parse(ack.body))
+        except (SdpParseError, NegotiationError) as exc:
+            self.edge.count_sdp_rejection()
+            log.info("sip call %s: unusable answer in ACK: %s", self.call_id, exc)
+            self.session.end("incompatible_media")
+            return
+        if self.media.negotiated is None:
+            self._media_up(negotiated)
+        else:
+            self._apply(negotiated)
 
     def on_request(self, request: SipRequest) -> None:
         """An in-dialog request (not ACK); the edge created its server transaction."""
@@ -491,7 +550,18 @@ class SipCall:
             if request.method == "UPDATE":
                 self._reply(request, 200, headers=[("Contact", str(self.edge.contact_for(self.peer.transport)))])
                 return
-            self._reply(request, 488, "Offer Required")
+            # A re-INVITE without an offer (a session refresh, or a PBX asking for our
+            # media again): our current offer goes in the 200, the answer in the ACK.
+            offer = ms.create_offer(self.local_direction).serialize().encode()
+            response = self._reply(
+                request, 200, body=offer, headers=[
+                    ("Contact", str(self.edge.contact_for(self.peer.transport))), ("Allow", ALLOW),
+                    ("Content-Type", "application/sdp"),
+                ],
+            )  # fmt: skip
+            self._answer_due = request.cseq.number
+            self.dialog.start_2xx_retransmission(response, self.peer, self.edge.now())
+            self._arm_dialog_timer()
             return
         try:
             answer, negotiated = ms.receive_offer(
