@@ -2,23 +2,28 @@
 
     .venv/bin/python bench/sip_load.py                   # full run (~6-10 min on 2 cores)
     .venv/bin/python bench/sip_load.py --quick           # smaller steps, for a smoke check
-    .venv/bin/python bench/sip_load.py --loops uvloop asyncio --apps echo prompt --hold-s 60
+    .venv/bin/python bench/sip_load.py --steps 300 500 --rates 0 --hold-s 60   # the 60 s calls
 
 For each event loop and route a voxgate SIP edge runs in a child process (so its CPU is
-measured alone) with one of two apps: "echo" sends back every frame it receives, "prompt"
-plays a tone forever and decodes (drains) everything it receives. sipp (SIPp 3.6) places
-the calls with ``-rtp_echo``, so every packet we send comes back and each call carries 50
-packets/s in each direction through the whole media path (jitter buffer, decode + resample
-to 16 kHz, resample + encode, pacer). sipp runs on the same cores: its CPU (all threads,
-from /proc) is measured over the same window and reported separately.
+measured alone) behind one route: "echo" is the product's own echo app (route
+``app = "echo"``, :mod:`voxgate.calls.echo`: every frame received is played back), "prompt"
+plays a recorded 8 kHz prompt in a loop and takes the caller's audio by direct hand-off
+(decoded and delivered like for any app, then ignored). Sessions run at ``--sample-rate``
+(``sip.sample_rate``): 8000 by default, the phone's own rate, so neither route resamples;
+16000 is what a 16 kHz in-process agent costs. sipp (SIPp 3.6) places the calls with
+``-rtp_echo``, so every packet we send comes back and each call carries 50 packets/s in each
+direction through the whole media path (receive, jitter buffer, G.711 decode, the app,
+G.711 encode, pacer, send). sipp runs on the same cores: its CPU (all threads, from /proc)
+is measured over the same window and reported separately.
 
 * calls set up per second: batches at increasing rates, the highest rate with no failed call;
 * concurrency: steps of N calls held open; at each step, once all N are up, a measuring
-  window reads CPU per call, RTP packets in/out per call-second and the pacer's send
-  lateness (time between a packet's absolute due time and its actual send) p50/p95/p99.
+  window reads CPU per call (and per packet sent, and its kernel share), RTP packets in/out
+  per call-second and the pacer's send jitter (each packet's send time against its
+  absolute due time, relative to that call's median offset) p50/p95/p99.
   Reported: the largest N with no failed call (media both ways at 50 packets/s), and the
-  largest with also p99 <= 2 ms. Steps continue past 2 ms (to 50 ms) because on a shared
-  machine the scheduler, not the pacer, sets the tail.
+  largest with also p99 <= 2 ms. Steps continue past 2 ms (to 50 ms, ``--stop-p99-ms``)
+  because on a shared machine the scheduler, not the pacer, sets the tail.
 
 Every run is bounded: sipp gets ``-timeout``, steps stop at the first failing one, the child
 is killed at the end.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import json
 import os
@@ -194,13 +200,27 @@ async def _serve(port: int, app_kind: str = "prompt", sample_rate: int = 8000) -
                 parts.append(np.abs(dev - np.median(dev)) * 1000)
         return np.concatenate(parts) if parts else np.zeros(1)
 
+    gc_time = [0.0, 0.0, 0.0]  # seconds spent in collections of each generation
+    gc_count = [0, 0, 0]
+    gc_started = 0.0
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        nonlocal gc_started
+        if phase == "start":
+            gc_started = time.perf_counter()
+        else:
+            gen = info["generation"]
+            gc_time[gen] += time.perf_counter() - gc_started
+            gc_count[gen] += 1
+
+    gc.callbacks.append(on_gc)
     edge.new_rtp = new_rtp  # type: ignore[method-assign]
     await edge.start()
     print("READY", flush=True)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    base_cpu, base_wall = time.process_time(), time.monotonic()
+    base_cpu, base_wall, base_sys = time.process_time(), time.monotonic(), os.times().system
     base_in = base_out = 0
     peak = 0
 
@@ -219,7 +239,9 @@ async def _serve(port: int, app_kind: str = "prompt", sample_rate: int = 8000) -
             sessions[:] = [s for s in sessions if not s._closed]  # noqa: SLF001
             for rtp in sessions:
                 rtp.lateness.clear()
-            base_cpu, base_wall = time.process_time(), time.monotonic()
+            gc_time[:] = [0.0, 0.0, 0.0]
+            gc_count[:] = [0, 0, 0]
+            base_cpu, base_wall, base_sys = time.process_time(), time.monotonic(), os.times().system
             base_in, base_out = totals()
             peak = len(edge.calls)
             out: dict[str, Any] = {"ok": True}
@@ -229,6 +251,8 @@ async def _serve(port: int, app_kind: str = "prompt", sample_rate: int = 8000) -
             out = {
                 "calls": len(edge.calls), "peak": peak,
                 "cpu_s": time.process_time() - base_cpu, "wall_s": time.monotonic() - base_wall,
+                "sys_s": os.times().system - base_sys,
+                "gc_s": list(gc_time), "gc_n": list(gc_count),
                 "packets_in": pin - base_in, "packets_out": pout - base_out,
                 "late_p50_ms": float(np.percentile(lat, 50)),
                 "late_p95_ms": float(np.percentile(lat, 95)),
@@ -388,6 +412,8 @@ async def concurrency_phase(
             "n": n, "up": stats["calls"], "ok": ok, "failed": failed, "rc": rc,
             "cpu_pct_per_call": 100 * stats["cpu_s"] / per_call_s,
             "cpu_total_pct": 100 * stats["cpu_s"] / stats["wall_s"],
+            "us_per_call_tick": 1e6 * stats["cpu_s"] / max(1, stats["packets_out"]),
+            "sys_share": stats["sys_s"] / max(1e-9, stats["cpu_s"]),
             "sipp_cpu_pct": sipp_pct, "sipp_pct_per_call": sipp_pct / max(1, stats["calls"]),
             "load": os.getloadavg()[0],
             "pps_in": stats["packets_in"] / per_call_s, "pps_out": stats["packets_out"] / per_call_s,
@@ -396,7 +422,9 @@ async def concurrency_phase(
         out.append(row)
         print(
             f"  [{child.label}] {n} calls: up {row['up']}, failed {failed}, edge CPU {row['cpu_total_pct']:.0f}% "
-            f"({row['cpu_pct_per_call']:.3f} %/call), sipp CPU {sipp_pct:.0f}%, "
+            f"({row['cpu_pct_per_call']:.3f} %/call, {row['us_per_call_tick']:.1f} us/packet out, "
+            f"{100 * row['sys_share']:.0f} % in the kernel), sipp CPU {sipp_pct:.0f}%, "
+            f"gc {stats['gc_n']} collections {[round(1000 * t) for t in stats['gc_s']]} ms, "
             f"p99 {row['late_p99_ms']:.2f} ms, pps in/out {row['pps_in']:.1f}/{row['pps_out']:.1f}, "
             f"load {row['load']:.1f}",
             flush=True,

@@ -38,6 +38,11 @@ class PitchConcealer:
     One instance per stream (it keeps the stream's history); not thread-safe.
     """
 
+    __slots__ = (
+        "_crossfade", "_full_gain", "_history_len", "_lost", "_max_lag", "_min_lag", "_period",
+        "_phase", "_recent", "_recent_len", "_silent_after", "_window", "sample_rate",
+    )
+
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self._history_len = round(sample_rate * _HISTORY_MS / 1000)

@@ -17,6 +17,11 @@ from voxgate.audio.frame import AudioFrame, Pcm16
 class PlayoutBuffer:
     """Implements the ``AudioSink`` protocol; the edge calls :meth:`pull` once per tick."""
 
+    __slots__ = (
+        "_chunks", "_marks", "_offset", "_played", "_queued", "_written", "cleared_samples",
+        "frame_samples", "sample_rate",
+    )
+
     def __init__(self, sample_rate: int, frame_ms: int = 20) -> None:
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * frame_ms // 1000

@@ -147,6 +147,18 @@ class JitterBuffer:
     milliseconds; ``quantile`` and ``margin_ms`` set how much lateness the target covers.
     """
 
+    __slots__ = (
+        "_active", "_arr", "_bad_seq", "_base", "_base_cur", "_base_prev", "_block_start",
+        "_concealed", "_count", "_delay", "_dropped", "_dups", "_frame_ts", "_hangover",
+        "_high_raw_ts", "_highest", "_hist", "_hist_w", "_inv_clock", "_jitter", "_late", "_lost",
+        "_margin", "_mask", "_max_delay", "_min_delay", "_nbuckets", "_next", "_overflow",
+        "_pending_underruns", "_pkts", "_play_ts", "_played", "_prev_ssrc", "_prev_transit",
+        "_quantile", "_r_silence", "_r_stretch", "_r_underrun", "_received", "_resets", "_seen",
+        "_silence", "_since_adjust", "_since_target", "_spf", "_ssrc", "_step_candidate",
+        "_stretched", "_target", "_ts", "_ts_offset", "_underrun_run", "_underruns", "capacity",
+        "clock_rate",
+    )
+
     def __init__(
         self,
         clock_rate: int,

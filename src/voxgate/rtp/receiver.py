@@ -71,6 +71,13 @@ class RtpAudioReceiver:
     :class:`JitterBuffer`.
     """
 
+    __slots__ = (
+        "_arrival", "_buffered", "_chunks", "_concealed_run", "_credit", "_decode_errors",
+        "_decoders", "_default", "_frame_out", "_last_decoder", "_malformed", "_max_conceal",
+        "_on_other", "_other", "_quality", "_quiet", "_resamplers", "_sequence", "_stamp",
+        "clock_rate", "frame_ms", "jitter", "out_rate",
+    )
+
     def __init__(
         self,
         decoders: Decoder | Mapping[int, Decoder],

@@ -218,6 +218,14 @@ class _Socket(asyncio.DatagramProtocol):
 class RtpSession:
     """RTP for one call. ``await open()``, then :meth:`apply` each negotiation result."""
 
+    __slots__ = (
+        "_accepted", "_clock", "_closed", "_cname", "_decoder_pts", "_dtmf_in", "_last_jb",
+        "_last_rx", "_last_sr", "_loop", "_media_clock", "_next_rtcp", "_peer", "_receiver",
+        "_rtcp", "_rtp", "_rx_srtp", "_sender", "_stats", "_timed_out", "_tx_srtp", "dropped_in",
+        "host", "latched", "lateness", "negotiated", "on_report", "on_timeout", "options",
+        "packets_in", "packets_out", "playout", "pool", "port", "remote", "remote_rtcp", "session",
+    )
+
     def __init__(
         self,
         session: CallSession,

@@ -174,6 +174,12 @@ class RtpSender:
     both would make the far end play the tone and detect it twice).
     """
 
+    __slots__ = (
+        "_digits", "_dtmf", "_dtmf_pt", "_dtmf_until", "_encode", "_first", "_pcm_samples",
+        "_resampler", "_same_rate", "_silence", "encoder", "payload_type", "ptime_ms",
+        "samples_per_packet", "sequence", "ssrc", "stats", "ts0",
+    )
+
     def __init__(
         self,
         encoder: Encoder,
