@@ -123,6 +123,8 @@ def serve(loop_kind: str, port: int, app_kind: str = "prompt", sample_rate: int 
     asyncio.run(_serve(port, app_kind, sample_rate))
 
 
+PROFILE_TO = os.environ.get("SIP_LOAD_PROFILE", "")
+"""Set: the edge runs cProfile over each measuring window and writes it here (slows it)."""
 PROMPT_WAV = ROOT.parent / "shared" / "audio" / "book_appointment.piper.8k.wav"
 """A recorded prompt at 8 kHz (phone rate): played as is by an 8 kHz session."""
 
@@ -234,8 +236,14 @@ async def _serve(port: int, app_kind: str = "prompt", sample_rate: int = 8000) -
             await asyncio.sleep(0.1)
 
     watcher = asyncio.create_task(watch_peak())
+    profiler: Any = None
     while line := (await reader.readline()).decode().strip():
         if line == "reset":
+            if PROFILE_TO:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
             sessions[:] = [s for s in sessions if not s._closed]  # noqa: SLF001
             for rtp in sessions:
                 rtp.lateness.clear()
@@ -246,6 +254,10 @@ async def _serve(port: int, app_kind: str = "prompt", sample_rate: int = 8000) -
             peak = len(edge.calls)
             out: dict[str, Any] = {"ok": True}
         elif line == "stats":
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(PROFILE_TO)
+                profiler = None
             lat = jitter_ms()
             pin, pout = totals()
             out = {

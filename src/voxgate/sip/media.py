@@ -184,6 +184,10 @@ class MediaClock:
         self._arm()
 
 
+def _not_open(data: bytes, addr: tuple[str, int]) -> None:
+    raise RuntimeError("RTP session is not open")
+
+
 class _RtpSocket(asyncio.DatagramProtocol):
     """The RTP port: datagrams go straight to the session with the address as the loop gave
     it (no per-packet normalisation: this runs 50 times a second per call)."""
@@ -221,7 +225,8 @@ class RtpSession:
     __slots__ = (
         "_accepted", "_clock", "_closed", "_cname", "_decoder_pts", "_dtmf_in", "_last_jb",
         "_last_rx", "_last_sr", "_loop", "_media_clock", "_next_rtcp", "_peer", "_receiver",
-        "_rtcp", "_rtp", "_rx_srtp", "_sender", "_stats", "_timed_out", "_tx_srtp", "dropped_in",
+        "_rtcp", "_rtp", "_rx_srtp", "_send_to", "_sender", "_sendto", "_stats", "_timed_out",
+        "_tx_srtp", "dropped_in",
         "host", "latched", "lateness", "negotiated", "on_report", "on_timeout", "options",
         "packets_in", "packets_out", "playout", "pool", "port", "remote", "remote_rtcp", "session",
     )
@@ -268,6 +273,8 @@ class RtpSession:
         self._media_clock = clock or MediaClock(self.options.frame_ms / 1000, 1)
         self._last_rx = 0.0
         self._peer: tuple[str | int, ...] | None = None
+        self._send_to: tuple[str, int] | None = None
+        self._sendto: Callable[[bytes, tuple[str, int]], None] = _not_open
         """The latched source exactly as the loop reports it (compared per packet)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timed_out = False
@@ -298,6 +305,7 @@ class RtpSession:
                 continue
             self.pool.take(port)
             self._rtp, self._rtcp, self.port = rtp, rtcp, port
+            self._sendto = rtp_t.sendto
             self._loop = loop
             return port
         raise OSError("no free RTP port in the configured range")
@@ -324,12 +332,19 @@ class RtpSession:
             self._dtmf_in = DtmfReceiver(pt, media.codec.clock_rate) if pt is not None else None
         dtmf_pt = media.dtmf_payload_type
         self._accepted = self._decoder_pts | ({dtmf_pt} if dtmf_pt is not None else set())
+        self._update_send_to()
         loop = self._loop = asyncio.get_running_loop()
         self._last_rx = loop.time()  # the timeout counts from each negotiation
         self._timed_out = False
         if self._clock is None:
             self._clock = self._media_clock.join(self)
             self._next_rtcp = self._clock.n + RTCP_INTERVAL_TICKS
+
+    def _update_send_to(self) -> None:
+        """Where each tick's packet goes (None: not sending), worked out when the answer or
+        the latched address changes instead of on every tick."""
+        media = self.negotiated
+        self._send_to = self.remote if media is not None and media.sending else None
 
     def _setup_codec(self, media: NegotiatedMedia, *, keep_clock: bool) -> None:
         rate = self.session.sample_rate
@@ -446,6 +461,7 @@ class RtpSession:
             self.remote = (str(addr[0]), int(addr[1]))
             self._peer = addr
             self.latched = True
+            self._update_send_to()
         assert self._loop is not None
         now = self._loop.time()
         self._last_rx = now
@@ -504,21 +520,21 @@ class RtpSession:
             log.exception("rtp tick failed on call %s", self.session.call_id)
 
     def _tick(self, n: int, now: float) -> None:
-        media = self.negotiated
         receiver = self._receiver
         sender = self._sender
-        assert media is not None and receiver is not None and sender is not None
-        self.session.feed_audio(receiver.pull(now))
+        assert receiver is not None and sender is not None
+        session = self.session
+        session.feed_audio(receiver.pull(now))
         pcm, marks = self.playout.pull()
-        for name in marks:
-            self.session.feed_event(MarkPlayed(name))
-        if media.sending and self.remote is not None:
-            rtp = self._rtp
-            assert rtp is not None and rtp.transport is not None
+        if marks:
+            for name in marks:
+                session.feed_event(MarkPlayed(name))
+        target = self._send_to
+        if target is not None:
             for data in sender.wire(n, pcm, now):
                 if self._tx_srtp is not None:
                     data = self._tx_srtp.protect(data)
-                rtp.transport.sendto(data, self.remote)
+                self._sendto(data, target)
                 self.packets_out += 1
         if n % TIMEOUT_CHECK_TICKS == 0:
             self._check_timeout(now)
