@@ -115,12 +115,14 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 # --- the child: a voxgate edge with a prompt app, answering stats requests on stdin ---------
 
 
-def serve(loop_kind: str, port: int, app_kind: str = "prompt", sample_rate: int = 8000) -> None:
+def serve(
+    loop_kind: str, port: int, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0
+) -> None:
     if loop_kind == "uvloop":
         import uvloop
 
         uvloop.install()
-    asyncio.run(_serve(port, app_kind, sample_rate))
+    asyncio.run(_serve(port, app_kind, sample_rate, slots))
 
 
 PROFILE_TO = os.environ.get("SIP_LOAD_PROFILE", "")
@@ -146,7 +148,9 @@ def _prompt_samples(sample_rate: int) -> Any:
     return pcm
 
 
-async def _serve(port: int, app_kind: str = "prompt", sample_rate: int = 8000) -> None:
+async def _serve(
+    port: int, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0
+) -> None:
     from voxgate.audio.frame import AudioFrame
     from voxgate.calls.echo import echo_factory
     from voxgate.calls.manager import CallManager
@@ -181,7 +185,9 @@ async def _serve(port: int, app_kind: str = "prompt", sample_rate: int = 8000) -
     manager = CallManager(Router([rule], factories, default=None))
     options = SipEdgeOptions(
         ports={"udp": port}, allowed=[ipaddress.ip_network("127.0.0.0/8")],
-        rtp_ports=(20000, 29999), max_calls=5000, media=MediaOptions(measure_lateness=True),
+        rtp_ports=(20000, 29999), max_calls=5000, media=MediaOptions(
+            measure_lateness=True, clock_slots=slots or MediaOptions.clock_slots
+        ),
         sample_rate=sample_rate,
     )  # fmt: skip
     edge = SipEdge(options, manager)
@@ -298,7 +304,10 @@ def _proc_cpu_s(pid: int) -> float:
 
 
 class Child:
-    def __init__(self, loop_kind: str, app_kind: str = "prompt", sample_rate: int = 8000) -> None:
+    def __init__(
+        self, loop_kind: str, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0
+    ) -> None:
+        self.slots = slots
         self.loop_kind = loop_kind
         self.app_kind = app_kind
         self.sample_rate = sample_rate
@@ -310,6 +319,7 @@ class Child:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--serve", self.loop_kind, "--port", str(self.port),
             "--app", self.app_kind, "--sample-rate", str(self.sample_rate),
+            "--clock-slots", str(self.slots),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -477,7 +487,7 @@ async def main(args: argparse.Namespace) -> None:
             (workdir / "bench.xml").write_text(SCENARIO)
             label = f"{loop_kind}/{app_kind}"
             print(f"{label}:", flush=True)
-            async with Child(loop_kind, app_kind, args.sample_rate) as child:
+            async with Child(loop_kind, app_kind, args.sample_rate, args.clock_slots) as child:
                 if cps is None and not rates[0]:
                     cps = {"cps": 0.0, "failed": 0}  # --rates 0: skip the set-up rate phase
                 if cps is None:  # set-up rate does not depend on the route's media
@@ -544,11 +554,15 @@ if __name__ == "__main__":
         help="the session's PCM rate (sip.sample_rate): 8000 = the phone's own rate, no "
         "resampling; 16000 = what an in-process 16 kHz agent gets",
     )  # fmt: skip
+    parser.add_argument(
+        "--clock-slots", type=int, default=0,
+        help="phase-staggered media clock ticks per 20 ms (default: MediaOptions' default)",
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, nargs="+", help="concurrency steps (calls)")
     parser.add_argument("--rates", type=int, nargs="+", help="set-up rates to try (0: skip)")
     ns = parser.parse_args()
     if ns.serve:
-        serve(ns.serve, ns.port, ns.app, ns.sample_rate)
+        serve(ns.serve, ns.port, ns.app, ns.sample_rate, ns.clock_slots)
     else:
         try:
             asyncio.run(main(ns))

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import random
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -188,6 +189,19 @@ def _not_open(data: bytes, addr: tuple[str, int]) -> None:
     raise RuntimeError("RTP session is not open")
 
 
+def _bind_udp(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to ``host:port`` (the RTP port; the transport built
+    on it owns and closes it)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class _RtpSocket(asyncio.DatagramProtocol):
     """The RTP port: datagrams go straight to the session with the address as the loop gave
     it (no per-packet normalisation: this runs 50 times a second per call)."""
@@ -226,7 +240,7 @@ class RtpSession:
         "_accepted", "_clock", "_closed", "_cname", "_decoder_pts", "_dtmf_in", "_last_jb",
         "_last_rx", "_last_sr", "_loop", "_media_clock", "_next_rtcp", "_peer", "_receiver",
         "_rtcp", "_rtp", "_rx_srtp", "_send_to", "_sender", "_sendto", "_stats", "_timed_out",
-        "_tx_srtp", "dropped_in",
+        "_tx_srtp", "_jb_push", "dropped_in", "send_errors",
         "host", "latched", "lateness", "negotiated", "on_report", "on_timeout", "options",
         "packets_in", "packets_out", "playout", "pool", "port", "remote", "remote_rtcp", "session",
     )
@@ -273,9 +287,13 @@ class RtpSession:
         self._media_clock = clock or MediaClock(self.options.frame_ms / 1000, 1)
         self._last_rx = 0.0
         self._peer: tuple[str | int, ...] | None = None
-        self._send_to: tuple[str, int] | None = None
-        self._sendto: Callable[[bytes, tuple[str, int]], None] = _not_open
         """The latched source exactly as the loop reports it (compared per packet)."""
+        self._send_to: tuple[str, int] | None = None
+        self._sendto: Callable[[bytes, tuple[str, int]], object] = _not_open
+        self._jb_push: Callable[[RtpPacket, float], None] | None = None
+        self.send_errors = 0
+        """Packets the kernel refused (ICMP port unreachable reported back, a full socket
+        buffer): dropped like a network loss rather than queued to leave late."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timed_out = False
         self._next_rtcp = RTCP_INTERVAL_TICKS
@@ -291,11 +309,12 @@ class RtpSession:
         loop = asyncio.get_running_loop()
         for port in self.pool.candidates():
             try:
-                rtp_t, rtp = await loop.create_datagram_endpoint(
-                    lambda: _RtpSocket(self._on_rtp), local_addr=(self.host, port)
-                )
+                sock = _bind_udp(self.host, port)
             except OSError:
                 continue
+            rtp_t, rtp = await loop.create_datagram_endpoint(
+                lambda: _RtpSocket(self._on_rtp), sock=sock
+            )
             try:
                 _, rtcp = await loop.create_datagram_endpoint(
                     lambda: _Socket(self._on_rtcp), local_addr=(self.host, port + 1)
@@ -305,7 +324,9 @@ class RtpSession:
                 continue
             self.pool.take(port)
             self._rtp, self._rtcp, self.port = rtp, rtcp, port
-            self._sendto = rtp_t.sendto
+            # Packets leave through the socket itself, not the transport: one call less per
+            # packet, and a refused packet is dropped, never queued to leave late.
+            self._sendto = sock.sendto
             self._loop = loop
             return port
         raise OSError("no free RTP port in the configured range")
@@ -364,6 +385,7 @@ class RtpSession:
             frame_ms=self.options.frame_ms,
             stamp=True,
         )
+        self._jb_push = self._receiver.jitter.push
         old = self._sender
         encoder = get_encoder(
             media.codec.name, 16000 if media.codec.name.lower() == "opus" else None
@@ -479,8 +501,11 @@ class RtpSession:
             for event in events:
                 ms = round(event.duration_seconds * 1000)
                 self.session.feed_event(DtmfReceived(event.digit, ms))
-        assert self._receiver is not None
-        self._receiver.push(packet, now)
+        if self._jb_push is not None and pt != media.dtmf_payload_type:
+            self._jb_push(packet, now)  # audio: straight into the jitter buffer
+        else:
+            assert self._receiver is not None
+            self._receiver.push(packet, now)
 
     def _on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
         if self._closed:
@@ -534,7 +559,11 @@ class RtpSession:
             for data in sender.wire(n, pcm, now):
                 if self._tx_srtp is not None:
                     data = self._tx_srtp.protect(data)
-                self._sendto(data, target)
+                try:
+                    self._sendto(data, target)
+                except OSError:
+                    self.send_errors += 1
+                    continue
                 self.packets_out += 1
         if n % TIMEOUT_CHECK_TICKS == 0:
             self._check_timeout(now)
