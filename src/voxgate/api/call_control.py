@@ -1,10 +1,12 @@
 """REST call control: place outbound SIP calls and act on live calls of any edge.
 
-``POST /v1/calls`` dials through a configured SIP trunk and connects the call to the app the
-router picks for the dialled number once it is answered; the response carries the call id
-whose live state (``dialing``, ``ringing``, ``answered``, ``ended``) ``GET /v1/calls/{id}``
-shows. There is no way to dial without the API token, a running SIP edge, ``sip.allow_outbound``
-and a trunk: an open dialler is a toll-fraud machine.
+``POST /v1/calls`` dials and connects the call to the app the router picks for the dialled
+number once it is answered; the response carries the call id whose live state (``dialing``,
+``ringing``, ``answered``, ``ended``) ``GET /v1/calls/{id}`` shows. A ``to`` naming one of our
+SIP users (``alice`` or ``sip:alice@<our host>``, no ``trunk`` given) rings that user's phone
+at its live registrar binding (404 when it has none); anything else goes through a configured
+trunk. There is no way to dial without the API token, a running SIP edge and
+``sip.allow_outbound``: an open dialler is a toll-fraud machine.
 
 The actions (``hangup``, ``transfer``, ``hold``, ``unhold``, ``dtmf``) go through the call's
 ``CallControl``, so they work on every edge that implements them and answer 501 where an edge
@@ -42,7 +44,8 @@ class Dial(BaseModel):
 class Dialled(BaseModel):
     id: str
     to: str
-    trunk: str
+    trunk: str | None = Field(description="Trunk used; null for a call to a registered user")
+    user: str | None = Field(None, description="Our registered user called, if any")
     state: str
 
 
@@ -102,7 +105,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI documentation of the error statuses an endpoint really answers."""
     text = {
         400: "bad destination", 401: "missing or invalid token", 403: "outbound dialing disabled",
-        404: "no such live call or trunk", 409: "the call cannot do that now",
+        404: "no such live call, trunk or registered user", 409: "the call cannot do that now",
         501: "the call's edge cannot do that", 503: "SIP edge not running or node draining",
     }
     return {code: {"description": text[code]} for code in (401, *codes)}
@@ -115,7 +118,8 @@ _CONTROL_ERRORS = _errors(404, 409, 501)
     "/v1/calls", response_model=Dialled, status_code=201, responses=_errors(400, 403, 404, 503)
 )
 async def dial(body: Dial, request: Request) -> Dialled:
-    """Place an outbound call through a SIP trunk; the app starts when it is answered."""
+    """Place an outbound call to a registered user or through a SIP trunk; the app starts
+    when it is answered."""
     edge = _edge(request)
     settings = request.app.state.settings
     if edge is None:
@@ -124,17 +128,24 @@ async def dial(body: Dial, request: Request) -> Dialled:
         raise HTTPException(403, "outbound calls are disabled (sip.allow_outbound)")
     if request.app.state.manager.draining:
         raise HTTPException(503, "node is draining")
+    if body.trunk is not None or edge.local_user(body.to) is None:
+        try:
+            edge.trunk(body.trunk)
+        except KeyError:
+            raise HTTPException(404, f"no trunk {body.trunk!r} configured") from None
     try:
-        trunk = edge.trunk(body.trunk)
-    except KeyError:
-        raise HTTPException(404, f"no trunk {body.trunk!r} configured") from None
-    try:
-        call = edge.dial(body.to, trunk=trunk.name, caller=body.caller)
+        call = edge.dial(body.to, trunk=body.trunk, caller=body.caller)
+    except LookupError as exc:  # our user without a live registration
+        raise HTTPException(404, str(exc.args[0] if exc.args else exc)) from None
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     except RuntimeError as exc:
         raise HTTPException(503, str(exc)) from None
-    return Dialled(id=call.call_id, to=body.to, trunk=trunk.name, state=call.state)
+    meta = call.session.metadata
+    return Dialled(
+        id=call.call_id, to=body.to, trunk=meta.get("trunk"), user=meta.get("registered_user"),
+        state=call.state,
+    )  # fmt: skip
 
 
 @router.post("/v1/calls/{call_id}/hangup", response_model=ActionResult, responses=_CONTROL_ERRORS)

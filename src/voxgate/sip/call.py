@@ -46,7 +46,7 @@ from voxgate.sip.requests import build_cancel, new_tag
 from voxgate.sip.sdp import SdpParseError, SessionDescription
 from voxgate.sip.transaction import Transmit
 from voxgate.sip.transport import Peer
-from voxgate.sip.trunk import build_trunk_invite
+from voxgate.sip.trunk import build_trunk_invite, build_user_invite
 from voxgate.sip.uri import SipUri
 
 if TYPE_CHECKING:
@@ -292,8 +292,10 @@ class SipCall:
 
     # -- outbound -------------------------------------------------------------------------
 
-    async def run_outbound(self, trunk: SipTrunk, target: str) -> None:
-        """Dial ``target`` through ``trunk``; start the app when answered."""
+    async def run_outbound(self, trunk: SipTrunk | None, target: str, request_uri: SipUri | None = None) -> None:
+        """Dial ``target`` through ``trunk``, or our registered user ``target`` at its binding
+        ``request_uri`` when ``trunk`` is None (``self.peer`` is then the flow its REGISTER
+        came over); start the app when answered."""
         edge = self.edge
         try:
             port = await self.media.open()
@@ -304,11 +306,19 @@ class SipCall:
         ms = MediaSession(edge.options.caps, edge.advertised_host, port)
         self.offer_answer = ms
         transport = self.peer.transport
-        invite = build_trunk_invite(
-            trunk, target, contact=edge.contact_for(transport),
-            sdp=ms.create_offer().serialize().encode(), transport=transport,
-            sent_by=edge.sent_by(transport),
-        )  # fmt: skip
+        sdp = ms.create_offer().serialize().encode()
+        contact, sent_by = edge.contact_for(transport), edge.sent_by(transport)
+        if trunk is not None:
+            invite = build_trunk_invite(
+                trunk, target, contact=contact, sdp=sdp, transport=transport, sent_by=sent_by
+            )
+        else:
+            assert request_uri is not None
+            invite = build_user_invite(
+                request_uri, user=target, caller=self.session.caller,
+                domain=edge.advertised_host, contact=contact, sdp=sdp, transport=transport,
+                sent_by=sent_by,
+            )  # fmt: skip
         self.local_tag = invite.from_tag or self.local_tag
         response: SipResponse | None = None
         for _attempt in range(3):
@@ -316,7 +326,7 @@ class SipCall:
             response = await self._invite_out(invite)
             if response is None:
                 return  # cancelled by our side while ringing
-            if response.status in (401, 407) and trunk.username and trunk.password:
+            if response.status in (401, 407) and trunk and trunk.username and trunk.password:
                 retry = authorize(
                     invite, response, username=trunk.username,
                     password=trunk.password.get_secret_value(),

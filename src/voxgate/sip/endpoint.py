@@ -42,7 +42,7 @@ from voxgate.sip.errors import SipParseError
 from voxgate.sip.media import MediaClock, MediaOptions, NetworkReport, PortPool, RtpSession
 from voxgate.sip.message import SipMessage, SipRequest, SipResponse, make_response
 from voxgate.sip.offer_answer import MediaCapabilities
-from voxgate.sip.registrar import Registrar
+from voxgate.sip.registrar import NotRegistered, Registrar
 from voxgate.sip.transaction import (
     RequestReceived,
     ResponseReceived,
@@ -54,8 +54,8 @@ from voxgate.sip.transaction import (
 )
 from voxgate.sip.transaction_layer import TransactionLayer, server_key
 from voxgate.sip.transport import Peer, SipTransports
-from voxgate.sip.trunk import TrunkRegistration
-from voxgate.sip.uri import NameAddress, SipUri
+from voxgate.sip.trunk import TrunkRegistration, check_user_part
+from voxgate.sip.uri import NameAddress, SipUri, parse_uri
 
 __all__ = ["SipEdge", "SipEdgeOptions", "start_sip_edge"]
 
@@ -600,28 +600,66 @@ class SipEdge:
                 return trunk
         raise KeyError(name or "no trunk configured")
 
+    def local_user(self, target: str) -> str | None:
+        """The user of ours ``target`` names (``alice``, or ``sip:alice@<our host>``), if any.
+
+        Only configured users can hold bindings (REGISTER always needs their digest), so a
+        name that is not configured is never a local user and goes to a trunk."""
+        user: str | None = target
+        if target.startswith(("sip:", "sips:")):
+            try:
+                uri = parse_uri(target)
+            except SipParseError:
+                return None
+            ours = {self.options.advertised_host, self.options.host, self.options.realm}
+            user = uri.user if isinstance(uri, SipUri) and uri.host in ours else None
+        return user if user is not None and user in self.options.users else None
+
+    def registered_contact(self, user: str) -> tuple[SipUri, Peer]:
+        """Where to call ``user``: its most recently refreshed live binding's Contact (the
+        Request-URI) and the flow its REGISTER came over (where the INVITE goes, so a phone
+        behind NAT is reached); :class:`NotRegistered` when it has no live binding."""
+        for binding in self.registrar.lookup(user, self.now()):
+            uri, source = binding.contact.uri, binding.source
+            if isinstance(uri, SipUri) and isinstance(source, Peer):
+                return uri, source
+        raise NotRegistered(f"user {user!r} is not registered")
+
     def dial(
         self, target: str, *, trunk: str | None = None, caller: str | None = None,
         app: str | None = None,
     ) -> SipCall:  # fmt: skip
-        """Place a call to ``target`` through a trunk; returns at once (the call rings on).
+        """Place a call to ``target``; returns at once (the call rings on).
 
-        The app is started by the ``CallManager`` when the far end answers: ``app`` when
-        given (``session.requested_app``), else the route for the callee. The session's
-        ``metadata["sip_state"]`` tells dialing/ringing/answered/ended meanwhile.
+        Without ``trunk``, a ``target`` naming one of our users (see :meth:`local_user`) is
+        called at its registrar binding, over the flow its REGISTER came in on (reachable
+        behind NAT); :class:`NotRegistered` if it has no live binding. Anything else goes
+        through ``trunk`` (default the first). The app is started by the ``CallManager``
+        when the far end answers: ``app`` when given (``session.requested_app``), else the
+        route for the callee. ``metadata["sip_state"]`` tells dialing/ringing/answered/ended.
         """
-        chosen = self.trunk(trunk)
         if len(self.calls) >= self.options.max_calls:
             raise RuntimeError("SIP edge is at max_calls")
-        peer = self._trunk_peers[chosen.name]
-        call = SipCall(
-            self, peer, direction="outbound",
-            caller=caller or chosen.from_user or chosen.username or "voxgate", callee=target,
-        )  # fmt: skip
-        call.session.metadata["trunk"] = chosen.name
+        user = self.local_user(target) if trunk is None else None
+        chosen: SipTrunk | None = None
+        request_uri: SipUri | None = None
+        if user is not None:
+            if caller is not None:
+                check_user_part(caller, "caller id")  # it becomes our From user
+            request_uri, peer = self.registered_contact(user)
+            target, default_caller = user, self.options.contact_user
+        else:
+            chosen = self.trunk(trunk)
+            peer = self._trunk_peers[chosen.name]
+            default_caller = chosen.from_user or chosen.username or "voxgate"
+        call = SipCall(self, peer, direction="outbound", caller=caller or default_caller, callee=target)
+        if chosen is not None:
+            call.session.metadata["trunk"] = chosen.name
+        else:
+            call.session.metadata["registered_user"] = target
         call.session.requested_app = app
         self.calls[call.call_id] = call
-        self._spawn(self._guard(call, self._ringing(call, call.run_outbound(chosen, target))),
+        self._spawn(self._guard(call, self._ringing(call, call.run_outbound(chosen, target, request_uri))),
                     f"sip-out-{call.call_id}")  # fmt: skip
         return call
 

@@ -19,9 +19,13 @@ from typing import Any
 from voxgate.sip.message import SipRequest, SipResponse, make_response
 from voxgate.sip.uri import NameAddress, SipUri
 
-__all__ = ["Binding", "Registrar"]
+__all__ = ["Binding", "NotRegistered", "Registrar"]
 
 DEFAULT_EXPIRES = 3600
+
+
+class NotRegistered(LookupError):
+    """A call to one of our users who has no live binding (never registered, or expired)."""
 
 
 @dataclass(slots=True)

@@ -19,9 +19,16 @@ from voxgate.config import SipTrunk
 from voxgate.sip.auth import authorize
 from voxgate.sip.message import SipRequest, SipResponse
 from voxgate.sip.requests import build_invite, build_register, new_call_id, new_tag
-from voxgate.sip.uri import NameAddress, SipUri, parse_uri
+from voxgate.sip.uri import NameAddress, SipUri, Uri, parse_uri
 
-__all__ = ["TrunkRegistration", "refresh_after", "trunk_target"]
+__all__ = [
+    "TrunkRegistration",
+    "build_trunk_invite",
+    "build_user_invite",
+    "check_user_part",
+    "refresh_after",
+    "trunk_target",
+]
 
 RETRY_AFTER_FAILURE_S = 30.0
 
@@ -64,6 +71,27 @@ def build_trunk_invite(
     return build_invite(
         uri, contact=contact, sdp=sdp, from_=from_address(trunk), to=NameAddress(uri),
         transport=transport, sent_by=sent_by,
+        headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE")],
+    )  # fmt: skip
+
+
+def check_user_part(value: str, what: str = "user") -> str:
+    """``value`` if it can stand as the user part of a SIP URI as is, else ValueError."""
+    if not value or any(c in value for c in " <>\"@;?:/\r\n\t"):
+        raise ValueError(f"bad {what} {value!r}")
+    return value
+
+
+def build_user_invite(
+    target: Uri, *, user: str, caller: str, domain: str, contact: NameAddress, sdp: bytes,
+    transport: str, sent_by: tuple[str, int | None],
+) -> SipRequest:  # fmt: skip
+    """An initial INVITE to one of our registered ``user``'s bindings: the Request-URI is the
+    binding's Contact (section 10.3 / 16.5 target), To and From are in our own ``domain``."""
+    check_user_part(caller, "caller id")
+    return build_invite(
+        target, contact=contact, sdp=sdp, from_=NameAddress(SipUri(domain, user=caller)),
+        to=NameAddress(SipUri(domain, user=user)), transport=transport, sent_by=sent_by,
         headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE")],
     )  # fmt: skip
 
