@@ -17,7 +17,9 @@ Two setups:
 
 - **LLM alone**: every request goes to the model;
 - **agent**: the route's deterministic rules run first (escalation phrases transfer to the
-  front desk, goodbye phrases end the call, as the pipeline does), the model gets the rest.
+  front desk, the app's goodbye phrases end the call, as the pipeline does), the model gets
+  the rest with the turn's plan (``CallKnowledge.prepare``, as ``ReplyRun`` uses it): only
+  the routed tool when the router is sure, no tool for a question, else every tool + hint.
 
 Latency to tool call: from ``chat()`` to the ``ToolCall`` event (includes the grammar redo
 when the free-form call was malformed). "Today" is pinned to Wednesday 2026-11-25.
@@ -335,7 +337,7 @@ def summarize(rows: list[Row]) -> dict[str, Any]:
 
 def render(results: dict[str, list[Row]], summary: dict[str, dict[str, Any]]) -> str:
     names = {"llm": "LLM alone (all 7 tools, passages, no routing)",
-             "agent": "agent (goodbye/escalation rules, then routed hint + LLM)"}
+             "agent": "agent (goodbye/escalation rules, then the route's tools + hint, LLM)"}
     lines = [
         "| setup | right tool + arguments, as the tools act on them (text for FAQ) | ... arguments as the model wrote them | right tool | to tool call p50 / p95 | grammar redos | FAQ fact in answer |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -175,7 +175,7 @@ def _day_of_month(t: str, today: date) -> tuple[date, bool] | None:
                     year = int(mm[2]) if mm is m and mm[2] else today.year
                     found = _future(year, i + 1, day, today, explicit_year=mm is m and bool(mm[2]))
                     return (found, True) if found else None
-    m = re.search(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b", t) or re.search(
+    m = re.search(r"\b(\d{1,2})(?:st|nd|rd|th)\b", t) or re.search(
         r"\bthe (" + "|".join(_ORDINALS) + r"|twenty[- ]\w+|thirty[- ]first)\b", t
     )
     if m:
@@ -308,14 +308,37 @@ def _spans(text: str, width: int = 5) -> list[str]:
     return [" ".join(words[i : i + n]) for i in range(len(words)) for n in range(1, width + 1) if i + n <= len(words)]
 
 
+_ORDINAL_DAY = r"(?:\d{1,2}(?:st|nd|rd|th)|" + "|".join(_ORDINALS) + r"|twenty[- ]\w+|thirty[- ]first)"
+_COMPOUND_DAY = re.compile(
+    r"\b(?:" + "|".join(_WEEKDAYS) + rf")s?,?\s+(?:the\s+)?{_ORDINAL_DAY}\b"
+    r"|\bday after tomorrow\b"
+    rf"|\bin\s+{_COUNT}\s+(?:days?|weeks?)\b|\b{_COUNT}\s+(?:days?|weeks?)\s+from\s+(?:now|today|tomorrow|\w+day)\b",
+    re.I,
+)
+"""Day phrases whose parts name other days: "Thursday the third" is not also "Thursday", nor
+"the day after tomorrow" also "tomorrow"."""
+
+
 def dates_in(text: str, today: date) -> list[date]:
-    """Every day mentioned in ``text``, in order ("from Tuesday to Friday" -> both)."""
-    found: dict[date, None] = {}
-    for span in _spans(text, 4):
-        d = parse_date(span, today)
+    """Every day mentioned in ``text``, in the order said ("from Tuesday to Friday" -> both); a
+    compound phrase ("Thursday the third", "a week from Friday") counts as its day only."""
+    found: list[tuple[int, date]] = []
+    for m in _COMPOUND_DAY.finditer(text):
+        d = parse_date(m[0], today)
         if d is not None:
-            found.setdefault(d)
-    return list(found)
+            found.append((m.start(), d))
+    masked = _COMPOUND_DAY.sub(lambda m: " " * len(m[0]), text)  # keep positions
+    words = list(re.finditer(r"[\w'/:.-]+", masked.lower()))
+    for i in range(len(words)):
+        for n in range(1, 5):
+            if i + n <= len(words):
+                d = parse_date(" ".join(w[0] for w in words[i : i + n]), today)
+                if d is not None:
+                    found.append((words[i].start(), d))
+    ordered: dict[date, None] = {}
+    for _, d in sorted(found, key=lambda x: x[0]):
+        ordered.setdefault(d)
+    return list(ordered)
 
 
 def times_in(text: str) -> list[time]:

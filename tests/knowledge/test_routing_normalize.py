@@ -19,7 +19,7 @@ from examples.receptionist.normalize import (
 )
 
 from voxgate.knowledge.embeddings import HashEmbedder
-from voxgate.knowledge.runtime import EmbeddingRouter, FirstRouter, KeywordRouter
+from voxgate.knowledge.runtime import EmbeddingRouter, FirstRouter, KeywordRouter, Route
 
 WEDNESDAY = date(2026, 11, 25)
 
@@ -228,3 +228,29 @@ def test_ground_corrections_moves_and_names(
 ) -> None:
     out = ground(tool, args, said, WEDNESDAY)
     assert {k: out[k] for k in expected} == expected
+
+
+def test_dates_in_counts_a_compound_day_once() -> None:
+    assert dates_in("come in the day after tomorrow, at eleven", WEDNESDAY) == [date(2026, 11, 27)]
+    assert dates_in("move my Friday slot to Thursday the third", WEDNESDAY) == [date(2026, 11, 27), date(2026, 12, 3)]
+    assert dates_in("a week from Friday or tomorrow", WEDNESDAY) == [date(2026, 12, 4), date(2026, 11, 26)]
+    assert parse_date("Thursday, 3rd", WEDNESDAY) == date(2026, 12, 3)  # the model's way of writing it
+
+
+def test_embedding_router_is_sure_only_when_clearly_nearest() -> None:
+    router = EmbeddingRouter(
+        HashEmbedder(),
+        {
+            "cancel_appointment": ["cancel my appointment"],
+            "reschedule_appointment": ["move my appointment"],
+            None: ["what are your opening hours"],
+        },
+        min_score=0.3,
+        sure_score=0.6,
+        sure_margin=0.1,
+    )
+    assert router.decide("cancel my appointment") == Route("cancel_appointment", sure=True)
+    close = router.decide("my appointment")  # as near one tool as the other: a hint only
+    assert close is not None and not close.sure
+    assert router.decide("opening hours") == Route(None, sure=True)  # the no-tool label: sure when nearest
+    assert router.decide("zebra") is None

@@ -106,7 +106,11 @@ class EmbeddingRouter:
     nearest example wins if it is at least ``min_score`` similar. Examples under the key
     ``None`` (questions, small talk) route to no tool, so the LLM answers them. A route is
     sure when the best label is at least ``sure_score`` similar and ahead of the next label
-    by ``sure_margin``; otherwise the model still sees every tool (a hint only).
+    by ``sure_margin``; otherwise the model still sees every tool (a hint only). The no-tool
+    label is sure whenever it is the nearest: the costs are not symmetric, as a request
+    answered without tools costs a question back ("which day?"), while small talk answered
+    with tools on offer can cost an action nobody asked for (a 0.5B model books
+    ``check_availability(date="today")`` on "it's raining today").
 
     Keyword patterns only know the words someone thought of; callers say "take me off the
     schedule" or "push it to Monday". On held-out requests (bench/tool_calls_heldout.py) the
@@ -146,6 +150,8 @@ class EmbeddingRouter:
         (label, top), runner_up = ranked[0], (ranked[1][1] if len(ranked) > 1 else -1.0)
         if top < self.min_score:
             return None
+        if label is None:  # no tool: sure whenever nearest (see the class docstring)
+            return Route(None)
         return Route(label, top >= self.sure_score and top - runner_up >= self.sure_margin)
 
     def __call__(self, text: str) -> str | None:
