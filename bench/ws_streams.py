@@ -40,12 +40,13 @@ import argparse
 import asyncio
 import base64
 import datetime
+import gc
 import json
 import math
 import multiprocessing as mp
 import os
 import platform
-import re
+import random
 import socket
 import subprocess
 import sys
@@ -62,48 +63,51 @@ FRAME_S = 0.02
 FRAME_BYTES = 160
 PIPECAT_VENV = ROOT / ".venv-bench" / "pipecat"
 PIPECAT_REQS = ["pipecat-ai[websocket]", "fastapi", "uvicorn", "uvloop", "httptools"]
-_PAYLOAD_RE = re.compile(rb'"payload"\s*:\s*"([A-Za-z0-9+/=]*)"')
-_MARK_RE = re.compile(rb'"event"\s*:\s*"mark"')
-_MEDIA_RE = re.compile(rb'"event"\s*:\s*"media"')
 
 
 # --- the voxgate echo server (child process, main venv) ------------------------------
 
 
-def serve_voxgate(port: int, ws_impl: str) -> None:
+def serve_voxgate(port: int, asgi: bool) -> None:
+    """The voxgate node as ``voxgate serve`` runs it, with one route: ``app = "echo"``.
+
+    ``Node.create`` (records database, observer, router with the built-in echo app, the
+    HTTP app) and ``voxgate.server.http_config`` (uvicorn with the media fast path), minus
+    the models (no route needs the agent) and the SIP edge. Records go to a throw-away
+    SQLite file; call recording is off (its default), so no per-frame tap runs.
+    """
+    import tempfile
+
     import uvicorn
-    from pydantic import SecretStr
+    import uvloop
 
-    from voxgate.api.app import create_app
-    from voxgate.calls.manager import CallManager
-    from voxgate.calls.router import Router
-    from voxgate.calls.session import CallSession
     from voxgate.config import load_settings
+    from voxgate.node import Node
+    from voxgate.server import http_config
 
-    settings = load_settings()
-    settings.auth.api_tokens = [SecretStr(TOKEN)]
-
-    class Echo:
-        name = "echo"
-
-        async def run(self, session: CallSession) -> None:
-            async for frame in session.audio():
-                session.sink.write(frame)
-
-    manager = CallManager(Router([], {"agent": lambda rule: Echo()}))
-    app = create_app(settings, manager)
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
+    tmp = Path(tempfile.mkdtemp(prefix="ws-streams-"))
+    settings = load_settings(
         log_level="error",
-        loop="uvloop",
-        http="httptools",
-        ws=ws_impl,
-        lifespan="off",
-        ws_per_message_deflate=False,
-        backlog=4096,
+        server={"host": "127.0.0.1", "port": port},
+        auth={"api_tokens": [TOKEN]},
+        sip={"enabled": False},
+        records={
+            "database_url": f"sqlite+aiosqlite:///{tmp}/records.db",
+            "recordings_dir": tmp / "recordings",
+        },
+        routes=[{"name": "echo", "edge": "websocket", "app": "echo"}],
     )
+
+    async def main() -> None:
+        node = await Node.create(settings, load_agent=False)
+        config = http_config(settings, node.app)
+        config.backlog = 4096
+        if asgi:  # the ASGI route instead of the fast path, for comparison
+            config.ws = "websockets-sansio"
+            config.ws_per_message_deflate = False
+        await uvicorn.Server(config).serve()
+
+    uvloop.run(main())
 
 
 # --- the load generator: a minimal WebSocket client ------------------------------------
@@ -111,15 +115,13 @@ def serve_voxgate(port: int, ws_impl: str) -> None:
 _SAFE = bytes(range(0x10, 0x50))  # 64 byte values whose mu-law decode/encode is exact
 
 
-def _payload(seq: int, base: bytes) -> bytes:
-    s = seq
-    head = bytes(_SAFE[(s >> shift) & 63] for shift in (18, 12, 6, 0))
-    return head + base[4:]
+def _seq_head(seq: int) -> bytes:
+    return bytes(_SAFE[(seq >> shift) & 63] for shift in (18, 12, 6, 0))
 
 
-def _seq_of(payload: bytes) -> int:
+def _seq_of(head: bytes) -> int:
     s = 0
-    for b in payload[:4]:
+    for b in head[:4]:
         if not 0x10 <= b < 0x50:
             return -1
         s = (s << 6) | (b - 0x10)
@@ -139,7 +141,13 @@ def _frame(text: bytes, opcode: int = 0x1) -> bytes:
 
 
 class Caller(asyncio.Protocol):
-    """One Twilio caller: handshake, start, media at 50/s, echo accounting."""
+    """One Twilio caller: handshake, start, media at 50/s, echo accounting.
+
+    Every ``media`` message of the run is built (and framed) before the clock starts, so
+    sending one costs a list index and a ``transport.write``; the bytes are what Twilio
+    sends. Echoes are read without a JSON parse or a full base64 decode: the payload's
+    length gives the audio bytes, its first 8 characters the embedded sequence number.
+    """
 
     def __init__(self, index: int, host: str, port: int, path: str, frames: int) -> None:
         self.index = index
@@ -151,10 +159,9 @@ class Caller(asyncio.Protocol):
         ).encode()
         self.transport: asyncio.Transport | None = None
         self.upgraded = asyncio.get_running_loop().create_future()
-        self.buf = bytearray()
+        self.buf = b""
         self.open = False
         self.sent_at: list[float] = []
-        self.frames = frames
         self.seq = 1
         self.echo_bytes = 0
         self.echoed = 0
@@ -163,8 +170,20 @@ class Caller(asyncio.Protocol):
         self.seq_bad = 0
         self.marks = 0
         self.closed_by_server = False
+        # Independent content per caller; the first 6 bytes carry the frame number.
         base = bytes(_SAFE[(index * 7 + i) % 64] for i in range(FRAME_BYTES))
-        self.base = base
+        rest = base64.b64encode(base[6:])  # 6 bytes = 8 base64 chars: the tail is aligned
+        self.media: list[bytes] = []
+        for k in range(frames):
+            head = base64.b64encode(_seq_head(k + 2) + base[4:6])
+            self.media.append(
+                _frame(
+                    b'{"event":"media","sequenceNumber":"%d","media":{"track":"inbound",'
+                    b'"chunk":"%d","timestamp":"%d","payload":"%s%s"},"streamSid":"%s"}'
+                    % (k + 2, k + 1, k * 20, head, rest, self.sid.encode())
+                )
+            )
+        self.seq = 1 + frames
 
     # connection
 
@@ -182,14 +201,14 @@ class Caller(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()
-        buf = self.buf
-        buf += data
+        buf = self.buf + data if self.buf else data
         if not self.open:
             end = buf.find(b"\r\n\r\n")
             if end < 0:
+                self.buf = buf
                 return
-            status = bytes(buf[:end]).split(b"\r\n", 1)[0]
-            del buf[: end + 4]
+            status = buf[:end].split(b"\r\n", 1)[0]
+            buf = buf[end + 4 :]
             if b" 101 " not in status + b" ":
                 if not self.upgraded.done():
                     self.upgraded.set_exception(ConnectionError(status.decode(errors="replace")))
@@ -200,40 +219,41 @@ class Caller(asyncio.Protocol):
         pos = 0
         size = len(buf)
         while size - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            n = b1 & 0x7F
+            b0 = buf[pos]
+            n = buf[pos + 1] & 0x7F
             hl = 2
             if n == 126:
                 if size - pos < 4:
                     break
-                n = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                n = (buf[pos + 2] << 8) | buf[pos + 3]
                 hl = 4
             elif n == 127:
                 if size - pos < 10:
                     break
                 n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                 hl = 10
-            if size - pos < hl + n:
+            end = pos + hl + n
+            if end > size:
                 break
-            payload = bytes(buf[pos + hl : pos + hl + n])
-            pos += hl + n
-            self._message(b0 & 0x0F, payload, now)
-        if pos:
-            del buf[:pos]
+            self._message(b0 & 0x0F, buf[pos + hl : end], now)
+            pos = end
+        self.buf = buf[pos:] if pos < size else b""
 
     def _message(self, opcode: int, text: bytes, now: float) -> None:
         if opcode == 0x1:
-            if _MEDIA_RE.search(text, 0, 40) or _MEDIA_RE.search(text):
-                m = _PAYLOAD_RE.search(text)
-                if m is None:
-                    return
-                audio = base64.b64decode(m.group(1))
-                if len(audio) == FRAME_BYTES and self.echo_bytes % FRAME_BYTES == 0:
-                    if _seq_of(audio) == self.echo_bytes // FRAME_BYTES + 2:
+            p = text.find(b'"payload"')
+            if p >= 0:  # media (voxgate's and pipecat's layouts: with or without spaces)
+                start = text.index(b'"', text.index(b":", p + 9)) + 1
+                stop = text.index(b'"', start)
+                n = stop - start
+                audio = n // 4 * 3 - (text[stop - 2 : stop].count(b"="))
+                if audio == FRAME_BYTES and self.echo_bytes % FRAME_BYTES == 0:
+                    head = base64.b64decode(text[start : start + 8])
+                    if _seq_of(head) == self.echo_bytes // FRAME_BYTES + 2:
                         self.seq_ok += 1
                     else:
                         self.seq_bad += 1
-                self.echo_bytes += len(audio)
+                self.echo_bytes += audio
                 sent = self.sent_at
                 lat = self.latencies
                 while (
@@ -241,7 +261,7 @@ class Caller(asyncio.Protocol):
                 ):
                     lat.append(now - sent[self.echoed])
                     self.echoed += 1
-            elif _MARK_RE.search(text):
+            elif b'"mark"' in text:
                 name = json.loads(text).get("mark", {}).get("name", "")
                 self.marks += 1
                 self.seq += 1
@@ -286,16 +306,11 @@ class Caller(asyncio.Protocol):
         self._send(json.dumps(start).encode())
 
     def send_media(self) -> None:
-        self.seq += 1
-        k = len(self.sent_at)
-        payload = base64.b64encode(_payload(k + 2, self.base)).decode()
-        msg = (
-            f'{{"event":"media","sequenceNumber":"{self.seq}","media":{{"track":"inbound",'
-            f'"chunk":"{k + 1}","timestamp":"{k * 20}","payload":"{payload}"}},'
-            f'"streamSid":"{self.sid}"}}'
-        )
+        frame = self.media[len(self.sent_at)]
         self.sent_at.append(time.perf_counter())
-        self._send(msg.encode())
+        tr = self.transport
+        if tr is not None and not tr.is_closing():
+            tr.write(frame)
 
     def send_stop(self) -> None:
         self.seq += 1
@@ -337,10 +352,14 @@ async def _worker_main(
     for k in range(0, len(indices), 25):  # connect in small batches
         await asyncio.gather(*(connect(i) for i in indices[k : k + 25]))
     callers.sort(key=lambda c: c.index)
-    # Stagger streams over the 20 ms tick in 1 ms slots, as independent calls would be.
+    # Each stream gets its own random phase in the 20 ms tick (1 ms slots), as independent
+    # calls have: never in lockstep, and not evenly spread either.
     slots: list[list[Caller]] = [[] for _ in range(20)]
     for c in callers:
-        slots[c.index % 20].append(c)
+        slots[random.Random(c.index).randrange(20)].append(c)
+    gc.collect()
+    gc.freeze()
+    gc.disable()  # the load generator allocates no cycles; no collector pauses mid-run
     lag: list[float] = []
     now = time.perf_counter()
     if now < t_start:
@@ -555,12 +574,14 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=1.0, help="wait for late echoes")
     parser.add_argument("--p99-ms", type=float, default=10.0)
     parser.add_argument("--per-worker", type=int, default=150, help="streams per client process")
-    parser.add_argument("--ws", default="websockets-sansio", help="uvicorn ws impl (voxgate)")
+    parser.add_argument(
+        "--asgi", action="store_true", help="voxgate: the ASGI route instead of the fast path"
+    )
     parser.add_argument("--no-pipecat", action="store_true")
     parser.add_argument("--servers", default="voxgate,pipecat")
     args = parser.parse_args()
     if args.serve_voxgate:
-        serve_voxgate(args.serve_voxgate, args.ws)
+        serve_voxgate(args.serve_voxgate, args.asgi)
         return
 
     levels = [int(x) for x in args.levels.split(",")]
@@ -572,12 +593,15 @@ def main() -> None:
         if "voxgate" in wanted:
             port = free_port()
             proc = subprocess.Popen(
-                [sys.executable, __file__, "--serve-voxgate", str(port), "--ws", args.ws]
+                [sys.executable, __file__, "--serve-voxgate", str(port)]
+                + (["--asgi"] if args.asgi else [])
             )
             procs.append(proc)
             if wait_port(port, proc, 30):
                 servers["voxgate"] = (proc, port, f"/twilio/media?token={TOKEN}")
-                versions["voxgate"] = f"uvicorn ws={args.ws}, uvloop, httptools"
+                versions["voxgate"] = "node app, route app=echo, uvicorn+uvloop+httptools, " + (
+                    "ASGI route (websockets-sansio)" if args.asgi else "media fast path"
+                )
             else:
                 print("voxgate server did not start")
         if "pipecat" in wanted:

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
@@ -54,6 +55,25 @@ def banner(settings: Settings, generated_token: str | None, sip_uri: str | None 
     return "\n".join(lines)
 
 
+def http_config(settings: Settings, app: Any) -> uvicorn.Config:
+    """How the node's port is served (also used by bench/ws_streams.py, so the benchmark
+    measures exactly this)."""
+    from voxgate.websocket.fastpath import media_ws_protocol
+
+    return uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.log_level,
+        lifespan="on",
+        loop="none",
+        ws_max_size=settings.websocket.max_message_bytes,
+        # /twilio/media on the media fast path (no ASGI per message); every other
+        # WebSocket path on uvicorn's own protocol. Same port.
+        ws=media_ws_protocol(app),
+    )
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: on SIGTERM it would stop at once, closing
     every WebSocket (1012) before the node could drain. ``serve`` handles the signals."""
@@ -69,20 +89,7 @@ async def serve(settings: Settings) -> None:
     generated = settings.ensure_api_token()
     print("voxgate: starting (loading models the first time takes a few seconds)", flush=True)
     node = await Node.create(settings, progress=lambda line: print(f"  {line}", flush=True))
-    from voxgate.websocket.fastpath import media_ws_protocol
-
-    config = uvicorn.Config(
-        node.app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=settings.log_level,
-        lifespan="on",
-        loop="none",
-        ws_max_size=settings.websocket.max_message_bytes,
-        # /twilio/media on the media fast path (no ASGI per message); every other
-        # WebSocket path on uvicorn's own protocol. Same port.
-        ws=media_ws_protocol(node.app),
-    )
+    config = http_config(settings, node.app)
     server = _Server(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

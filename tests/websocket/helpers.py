@@ -140,7 +140,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, ws_max_size: int = 1 << 20, fast: bool = True) -> AsyncIterator[int]:
+async def serve(
+    app: Any, ws_max_size: int = 1 << 20, fast: bool = True, **config: Any
+) -> AsyncIterator[int]:
     """Run ``app`` under uvicorn on a free loopback port for the duration of the block.
 
     ``fast``: with the media fast path, as ``voxgate serve`` runs it (``/twilio/media``
@@ -149,10 +151,11 @@ async def serve(app: Any, ws_max_size: int = 1 << 20, fast: bool = True) -> Asyn
     sock.bind(("127.0.0.1", 0))
     port: int = sock.getsockname()[1]
     ws: Any = media_ws_protocol(app) if fast else "websockets-sansio"
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", ws_max_size=ws_max_size, ws=ws
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="warning", lifespan="off", ws_max_size=ws_max_size, ws=ws, **config
+        )
     )
-    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
         await asyncio.sleep(0.01)

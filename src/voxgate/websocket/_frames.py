@@ -201,29 +201,16 @@ class FrameReader:
         pos = 0
         end = len(buf)
         max_size = self.max_size
-        while end - pos >= 6:  # 2 header bytes + 4 mask bytes at least
+        while end - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
-            n = b1 & 0x7F
-            head = pos + 2
-            if n == 126:
-                if end - pos < 8:
-                    break
-                n = (buf[head] << 8) | buf[head + 1]
-                head += 2
-            elif n == 127:
-                if end - pos < 14:
-                    break
-                (n,) = struct.unpack_from("!Q", buf, head)
-                if n >> 63:
-                    raise WsProtocolError(1002, "64-bit length with the top bit set")
-                head += 8
             if not b1 & 0x80:
                 raise WsProtocolError(1002, "client frames must be masked")
             if b0 & 0x70:
                 raise WsProtocolError(1002, "RSV bits set without a negotiated extension")
             opcode = b0 & 0x0F
             fin = b0 & 0x80
+            n = b1 & 0x7F
             if opcode >= OP_CLOSE:
                 if opcode > OP_PONG:
                     raise WsProtocolError(1002, f"unknown opcode {opcode}")
@@ -231,12 +218,25 @@ class FrameReader:
                     raise WsProtocolError(1002, "control frames must be final and <= 125 bytes")
             elif opcode > OP_BINARY:
                 raise WsProtocolError(1002, f"unknown opcode {opcode}")
-            elif n + self._frag_len > max_size:
+            head = pos + 2
+            if n == 126:
+                if end - pos < 4:
+                    break
+                n = (buf[head] << 8) | buf[head + 1]
+                head += 2
+            elif n == 127:
+                if end - pos < 10:
+                    break
+                (n,) = struct.unpack_from("!Q", buf, head)
+                if n >> 63:
+                    raise WsProtocolError(1002, "64-bit length with the top bit set")
+                head += 8
+            if opcode < OP_CLOSE and n + self._frag_len > max_size:
                 raise WsProtocolError(1009, f"message over {max_size} bytes")
             stop = head + 4 + n
             if stop > end:
                 break
-            payload = apply_mask(buf[head + 4 : stop], buf[head : head + 4])
+            payload = apply_mask(buf[head + 4 : stop], buf[head : head + 4])  # C, websockets
             pos = stop
             if opcode >= OP_CLOSE:
                 out.append((opcode, payload))

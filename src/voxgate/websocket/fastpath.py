@@ -37,10 +37,11 @@ from collections.abc import Callable, MutableMapping
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
+from prometheus_client import Gauge
 from starlette.websockets import WebSocket
 
 from voxgate.calls.session import CallSession
-from voxgate.observability.metrics import count_rejection
+from voxgate.observability.metrics import REGISTRY, count_rejection
 from voxgate.websocket._edge import (
     START_TIMEOUT_S,
     STREAM_CLOSES,
@@ -79,6 +80,12 @@ CLOSE_TIMEOUT_S = 2.0
 
 OpenStream = Callable[["FastStream", WebSocket], StreamHandler]
 
+FAST_STREAMS = Gauge(
+    "voxgate_websocket_fast_streams",
+    "WebSocket media streams open on the fast path (outside ASGI).",
+    registry=REGISTRY,
+)
+
 
 def _routes() -> dict[str, OpenStream]:
     from voxgate.websocket.twilio_edge import open_twilio_stream
@@ -90,12 +97,17 @@ async def _never_receive() -> MutableMapping[str, Any]:  # pragma: no cover - ne
     raise RuntimeError("the fast path does not use ASGI receive")
 
 
-async def _never_send(message: MutableMapping[str, Any]) -> None:  # pragma: no cover - never awaited
+async def _never_send(
+    message: MutableMapping[str, Any],
+) -> None:  # pragma: no cover - never awaited
     raise RuntimeError("the fast path does not use ASGI send")
 
 
-class FastStream:
+class FastStream(asyncio.Protocol):
     """One fast-path WebSocket after its handshake: frames in, handler, frames out.
+
+    It becomes the transport's protocol itself right after the handshake (no forwarding
+    layer per read); uvicorn's bookkeeping (``shutdown``) goes through the class below.
 
     Implements the connection surface the edges use (``send``, ``purge_audio``, ``fail``,
     ``attach``, ``limiter``, ``session``, ``settings``), like the ASGI ``EdgeConnection``.
@@ -136,6 +148,7 @@ class FastStream:
         self.sent_messages = 0
         self._deadline = self.loop.call_later(START_TIMEOUT_S, self._no_start)
         self._schedule_ping()
+        FAST_STREAMS.inc()
 
     # --- the connection surface the edges use -------------------------------------------
 
@@ -196,7 +209,10 @@ class FastStream:
         self._paused = True
         timeout = self.settings.send_stall_timeout_s
         self._stall = self.loop.call_later(
-            timeout, self.fail, CLOSE_SLOW_CONSUMER, f"peer is not reading: a send stalled {timeout:g}s"
+            timeout,
+            self.fail,
+            CLOSE_SLOW_CONSUMER,
+            f"peer is not reading: a send stalled {timeout:g}s",
         )
 
     def resume_writing(self) -> None:
@@ -376,7 +392,11 @@ class FastStream:
             if handle is not None:
                 handle.cancel()
         self._out = []
+        FAST_STREAMS.dec()
         self._on_lost(self)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport: a half-closed media stream is over
 
 
 class _MediaWebSocketProtocol(asyncio.Protocol):
@@ -451,6 +471,13 @@ class _MediaWebSocketProtocol(asyncio.Protocol):
         )
         self.server_state.connections.add(self)
         stream.handler = opener(stream, websocket)
+        # uvicorn sets this object as the transport's protocol when this call returns;
+        # from the next loop iteration the stream receives its callbacks directly.
+        asyncio.get_running_loop().call_soon(self._hand_over, stream)
+
+    def _hand_over(self, stream: FastStream) -> None:
+        if not stream.transport.is_closing():
+            stream.transport.set_protocol(stream)
 
     def _fallback(self, data: bytes) -> None:
         self.inner = inner = self.fallback(  # type: ignore[call-arg]
@@ -514,4 +541,3 @@ def media_ws_protocol(app: Any, fallback: str = "websockets-sansio") -> type[asy
         (_MediaWebSocketProtocol,),
         {"app": app, "fallback": fallback_class, "__module__": __name__},
     )
-
