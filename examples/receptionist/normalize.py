@@ -427,7 +427,7 @@ def ground(tool: str, args: dict[str, object], said: Sequence[str], today: date)
                 day = days_now[-1]
             elif day in said_days:  # only the day it moves from was said: ask for the new one
                 day = None
-        if day not in days_now and day not in dates_in(everything, today) and not (day and _grounded_words(str(args.get("date") or ""), everything)):
+        if day not in days_now and day not in dates_in(everything, today) and not (day and _grounded_words(str(args.get("date") or ""), _COMPOUND_DAY.sub(" ", everything))):
             day = days_now[-1] if days_now else None
         corrected = dates_in(final, today) if final is not now else []
         if corrected and day not in corrected:

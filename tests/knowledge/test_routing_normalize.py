@@ -254,3 +254,12 @@ def test_embedding_router_is_sure_only_when_clearly_nearest() -> None:
     assert close is not None and not close.sure
     assert router.decide("opening hours") == Route(None, sure=True)  # the no-tool label: sure when nearest
     assert router.decide("zebra") is None
+
+
+def test_ground_a_day_copied_from_inside_a_compound_day() -> None:
+    # "tomorrow" is a word the caller said, but only inside "the day after tomorrow"
+    out = ground("book_appointment", {"date": "tomorrow", "time": "11:30"},
+                 ["I want to come in the day after tomorrow at eleven thirty."], WEDNESDAY)
+    assert (out["date"], out["time"]) == ("2026-11-27", "11:30")
+    out = ground("check_availability", {"date": "today"}, ["Anything a week from today?"], WEDNESDAY)
+    assert out["date"] == "2026-12-02"
