@@ -7,8 +7,9 @@
 For each event loop and route a voxgate SIP edge runs in a child process (so its CPU is
 measured alone) behind one route: "echo" is the product's own echo app (route
 ``app = "echo"``, :mod:`voxgate.calls.echo`: every frame received is played back), "prompt"
-plays a recorded 8 kHz prompt in a loop and takes the caller's audio by direct hand-off
-(decoded and delivered like for any app, then ignored). Sessions run at ``--sample-rate``
+plays a recorded 8 kHz prompt in a loop (driven by playback marks, one wake-up per prompt) and
+takes the caller's audio by direct hand-off (decoded and delivered like for any app, then
+ignored). Sessions run at ``--sample-rate``
 (``sip.sample_rate``): 8000 by default, the phone's own rate, so neither route resamples;
 16000 is what a 16 kHz in-process agent costs. sipp (SIPp 3.6) places the calls with
 ``-rtp_echo``, so every packet we send comes back and each call carries 50 packets/s in each
@@ -155,7 +156,7 @@ async def _serve(
     from voxgate.calls.echo import echo_factory
     from voxgate.calls.manager import CallManager
     from voxgate.calls.router import Router, RouteRule
-    from voxgate.calls.session import CallSession
+    from voxgate.calls.session import CallSession, MarkPlayed
     from voxgate.sip.endpoint import SipEdge, SipEdgeOptions
     from voxgate.sip.media import MediaOptions
 
@@ -164,20 +165,24 @@ async def _serve(
     class PromptApp:
         """An announcement: the recorded prompt over and over until the caller hangs up.
 
-        The edge still receives, decodes and delivers the caller's audio (a player would
-        watch it for barge-in or hand it to a recorder); this app takes it by direct call
-        and ignores it, which is the cheapest a real player can be."""
+        Driven by playback marks, as a real player is: one prompt is always queued ahead
+        and the app wakes once per prompt played (~4 s), not per frame or on a timer. The
+        edge still receives, decodes and delivers the caller's audio (a player would watch
+        it for barge-in or hand it to a recorder); this app takes it by direct hand-off and
+        ignores it, which is the cheapest a real player can be."""
 
         name = "prompt"
 
         async def run(self, session: CallSession) -> None:
             session.listen(lambda frame: None)
             sink = session.sink
-            while not session.ended:
-                if getattr(sink, "queued_ms", 0.0) < 1000.0:
-                    sink.write(prompt)  # topped up once per prompt length, not per frame
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(session.wait_ended(), 1.0)
+            for _ in range(2):
+                sink.write(prompt)  # the array is shared by every call, never copied
+                sink.mark("prompt")
+            async for event in session.events():
+                if isinstance(event, MarkPlayed):
+                    sink.write(prompt)
+                    sink.mark("prompt")
 
     # The product's own routes: app "echo" (calls/echo.py) and the prompt player above.
     rule = RouteRule(app=app_kind, callee="agent", name=app_kind)
