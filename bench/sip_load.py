@@ -234,11 +234,24 @@ async def _serve(
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     base_cpu, base_wall, base_sys = time.process_time(), time.monotonic(), os.times().system
-    base_in = base_out = 0
+    base_in = base_out = base_played = 0
+    base_invented = 0.0
     peak = 0
 
     def totals() -> tuple[int, int]:
         return sum(s.packets_in for s in sessions), sum(s.packets_out for s in sessions)
+
+    def played() -> tuple[int, float]:
+        """Frames the jitter buffers played from packets, and 20 ms frames concealed (losses,
+        underruns, stretches): what the app heard, beyond what the sockets counted."""
+        good, invented = 0, 0.0
+        for rtp in sessions:
+            receiver = rtp._receiver  # noqa: SLF001
+            if receiver is not None:
+                jb = receiver.jitter.stats
+                good += jb.played
+                invented += jb.concealed_ms / 20.0
+        return good, invented
 
     async def watch_peak() -> None:
         nonlocal peak
@@ -262,6 +275,7 @@ async def _serve(
             gc_count[:] = [0, 0, 0]
             base_cpu, base_wall, base_sys = time.process_time(), time.monotonic(), os.times().system
             base_in, base_out = totals()
+            base_played, base_invented = played()
             peak = len(edge.calls)
             out: dict[str, Any] = {"ok": True}
         elif line == "stats":
@@ -271,12 +285,14 @@ async def _serve(
                 profiler = None
             lat = jitter_ms()
             pin, pout = totals()
+            good, invented = played()
             out = {
                 "calls": len(edge.calls), "peak": peak,
                 "cpu_s": time.process_time() - base_cpu, "wall_s": time.monotonic() - base_wall,
                 "sys_s": os.times().system - base_sys,
                 "gc_s": list(gc_time), "gc_n": list(gc_count),
                 "packets_in": pin - base_in, "packets_out": pout - base_out,
+                "played": good - base_played, "concealed": invented - base_invented,
                 "late_p50_ms": float(np.percentile(lat, 50)),
                 "late_p95_ms": float(np.percentile(lat, 95)),
                 "late_p99_ms": float(np.percentile(lat, 99)),
@@ -441,6 +457,7 @@ async def concurrency_phase(
             "cpu_total_pct": 100 * stats["cpu_s"] / stats["wall_s"],
             "us_per_call_tick": 1e6 * stats["cpu_s"] / max(1, stats["packets_out"]),
             "sys_share": stats["sys_s"] / max(1e-9, stats["cpu_s"]),
+            "concealed_pct": 100 * stats["concealed"] / max(1.0, stats["played"] + stats["concealed"]),
             "sipp_cpu_pct": sipp_pct, "sipp_pct_per_call": sipp_pct / max(1, stats["calls"]),
             "load": os.getloadavg()[0],
             "pps_in": stats["packets_in"] / per_call_s, "pps_out": stats["packets_out"] / per_call_s,
@@ -452,7 +469,9 @@ async def concurrency_phase(
             f"({row['cpu_pct_per_call']:.3f} %/call, {row['us_per_call_tick']:.1f} us/packet out, "
             f"{100 * row['sys_share']:.0f} % in the kernel), sipp CPU {sipp_pct:.0f}%, "
             f"gc {stats['gc_n']} collections {[round(1000 * t) for t in stats['gc_s']]} ms, "
-            f"p99 {row['late_p99_ms']:.2f} ms, pps in/out {row['pps_in']:.1f}/{row['pps_out']:.1f}, "
+            f"p50/p95/p99 {row['late_p50_ms']:.2f}/{row['late_p95_ms']:.2f}/{row['late_p99_ms']:.2f} ms, "
+            f"pps in/out {row['pps_in']:.1f}/{row['pps_out']:.1f}, "
+            f"concealed {row['concealed_pct']:.2f} % of frames played, "
             f"load {row['load']:.1f}",
             flush=True,
         )
