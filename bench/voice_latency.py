@@ -67,6 +67,8 @@ class Sample:
     speculative: bool
     user_text: str = ""
     agent_text: str = ""
+    timeline: dict[str, float] = field(default_factory=dict)
+    """Every stamped moment of the turn, in seconds after the true end of speech."""
 
 
 @dataclass
@@ -127,7 +129,12 @@ async def one_call(providers: AgentProviders, path: Path, label: str) -> Sample:
     stages["endpointing"] = rec.endpoint - true_end  # includes the VAD's own hangover
     v2v = rec.first_audio_out - true_end
     stages["overhead"] = max(0.0, v2v - sum(stages[k] for k in STAGES if k != "overhead"))
-    return Sample(label, stages, v2v, rec.speculative, rec.user_text, rec.agent_text)
+    if rec.speculative:
+        stages["final_to_audio"] = rec.first_audio_out - (rec.stt_final or rec.endpoint)
+    moments = ("speech_end", "endpoint", "stt_final", "llm_start", "llm_first_token",
+               "tts_start", "tts_first_audio", "first_audio_out")
+    timeline = {k: round(t - true_end, 4) for k in moments if (t := getattr(rec, k)) is not None}
+    return Sample(label, stages, v2v, rec.speculative, rec.user_text, rec.agent_text, timeline)
 
 
 async def run_all(name: str, make: object, items: list[tuple[str, Path, str]]) -> Run:
@@ -170,6 +177,32 @@ async def barge_in(eager: bool) -> list[tuple[float, float]]:
             vad_onset = rec.interruption_onset + 0.02  # the first speech frame was processed
             out.append((rec.sink_cleared_at - rec.interrupted_at, rec.sink_cleared_at - vad_onset))
     return out
+
+
+_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+
+
+def _words(text: str) -> str:
+    """Lower case, no punctuation, digits as words ("456" -> "four five six", "3" -> "three")."""
+    import re
+
+    def digits(m: re.Match[str]) -> str:
+        d = m.group(0)
+        return " ".join(_ONES[int(c)] for c in d) if len(d) >= 3 or int(d) >= 20 else _ONES[int(d)]
+
+    text = re.sub(r"\d+", digits, text.lower().replace("p.m.", "pm").replace("a.m.", "am"))
+    return " ".join(re.sub(r"[^a-z' ]+", " ", text).split())
+
+
+def turn_wer(run: Run, truth: dict[str, str]) -> float | None:
+    """Word error rate of the caller turns as the pipeline heard them (segments joined):
+    endpointing and STT flush settings show up here, not in a whole-file decode."""
+    try:
+        import jiwer
+    except ImportError:
+        return None
+    pairs = [(_words(truth[s.utterance.split(".")[0]]), _words(s.user_text)) for s in run.samples]
+    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])) if pairs else None
 
 
 def pct(values: list[float], p: float) -> float:
@@ -250,6 +283,13 @@ async def main(args: argparse.Namespace) -> str:
             {r.name: [vars(s) for s in r.samples] for r in runs}, indent=1))
 
     spec = {r.name: sum(s.speculative for s in r.samples) for r in runs}
+    truth = {t["id"]: t["text"] for t in json.loads((AUDIO / "transcripts.json").read_text())}
+    wers = {r.name: turn_wer(r, truth) for r in runs if r.name == "embedded"}
+    spec_v2v = {
+        r.name: (pct([s.v2v for s in r.samples if s.speculative], 50),
+                 pct([s.stages["final_to_audio"] for s in r.samples if s.speculative], 50))
+        for r in runs
+    }
     lines = [
         HEADER,
         "",
@@ -262,7 +302,12 @@ async def main(args: argparse.Namespace) -> str:
         "",
         table(runs),
         "",
-        f"Early-intent speculation committed: {spec}. "
+        f"Early-intent speculation committed: {spec}; speculated turns p50 voice to voice and "
+        "STT final -> first audio (ms): "
+        + ", ".join(f"{k} {1000 * a:.0f} / {1000 * b:.0f}" for k, (a, b) in spec_v2v.items())
+        + ". Caller-turn WER as the pipeline heard it (segments joined): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in wers.items() if v is not None)
+        + ". "
         + ("Failures: " + "; ".join(f for r in runs for f in r.failures) if any(r.failures for r in runs) else "No failures."),
         "",
         "Per-frame handler cost (resample to 16 kHz, Silero VAD, turn/barge-in/backchannel "

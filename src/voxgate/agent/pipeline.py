@@ -325,6 +325,7 @@ class AgentPipeline:
         if decision is not None:
             self._floor.interrupt(decision)
         self._judge_turn_text(now)
+        self._maybe_speculate(now)  # a final in the silence: start now, not at the next frame
 
     def _judge_turn_text(self, now: float) -> None:
         """Give the turn detector the words to judge completeness by.

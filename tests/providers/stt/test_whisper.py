@@ -165,3 +165,44 @@ async def test_event_loop_keeps_ticking_while_decoding(whisper: WhisperSTT) -> N
     _, gap = await max_loop_gap(work)
     print(f"max event-loop gap while decoding: {gap * 1000:.1f} ms")
     assert gap < 0.1
+
+
+async def _push(stream: object, pcm: np.ndarray, rate: int) -> None:
+    n = rate // 50
+    for i in range(0, len(pcm) - n + 1, n):
+        stream.push_frame(AudioFrame(pcm[i : i + n].copy(), rate))  # type: ignore[attr-defined]
+        await asyncio.sleep(0.005)
+
+
+async def test_final_decoded_during_the_pause_before_the_flush(whisper: WhisperSTT) -> None:
+    """Quiet audio after speech starts the final's decode; a flush after only quiet audio
+    delivers that decode, with the same words as a decode at the flush."""
+    pcm, rate = read_wav(AUDIO / "opening_hours.piper.16k.wav")
+    used, dropped = whisper.early_finals_used, whisper.early_finals_dropped
+    stream = whisper.stream()
+    await _push(stream, pcm, rate)
+    await _push(stream, np.zeros(rate // 4, np.int16), rate)  # 250 ms pause, then the flush
+    stream.flush()
+    await stream.aclose()
+    finals = [t async for t in stream if t.is_final]
+    assert whisper.early_finals_used == used + 1 and whisper.early_finals_dropped == dropped
+    direct = await whisper.transcribe_async(_to_16k(pcm, rate))
+    assert len(finals) == 1 and normalize(finals[0].text) == normalize(direct.text)
+    assert "saturday" in finals[0].text.lower() and finals[0].words
+
+
+async def test_early_final_dropped_when_the_caller_speaks_again(whisper: WhisperSTT) -> None:
+    """Speech after a short pause makes the early decode stale: the final covers both parts."""
+    first, rate = read_wav(AUDIO / "yes.piper.16k.wav")
+    second, _ = read_wav(AUDIO / "transfer_human.piper.16k.wav")
+    used, dropped = whisper.early_finals_used, whisper.early_finals_dropped
+    stream = whisper.stream()
+    await _push(stream, first, rate)
+    await _push(stream, np.zeros(rate // 5, np.int16), rate)  # an early decode starts here
+    await _push(stream, second, rate)
+    stream.flush()
+    await stream.aclose()
+    finals = [t async for t in stream if t.is_final]
+    assert whisper.early_finals_dropped >= dropped + 1 and whisper.early_finals_used <= used + 1
+    text = normalize(finals[0].text)
+    assert len(finals) == 1 and "yes" in text and "human" in text

@@ -21,6 +21,12 @@ Latency (measured in bench/providers.py and bench/voice_latency.py on 2 shared c
   pending or while the newest audio is quiet (the caller paused: a flush is likely coming
   and a partial would add no words), and a partial still queued when its stream flushes is
   cancelled. Finals have the main executor (``workers`` threads) to themselves.
+- A final is decoded *before* the flush: once the newest ``early_final_quiet`` seconds of
+  audio are quiet (the caller stopped, by energy; the pipeline's VAD and its pause come
+  ~0.1-0.2 s later), the utterance so far is decoded at once. If only quiet audio followed
+  when ``flush()`` comes, that decode is the final (the quiet tail adds no words), so the
+  final arrives ~0.1-0.15 s sooner after the end of speech; if speech resumed, the early
+  decode is dropped (it costs CPU, never words) and the next quiet tail starts another.
 
 The model is loaded once (``WhisperSTT(...)``) and shared by every stream; decodes run on
 ``ModelExecutor`` threads (CTranslate2 releases the GIL). No text normalisation happens here:
@@ -62,6 +68,8 @@ WINDOW_PAD_S = 3.0
 """Padding (silence) kept after the utterance in a cut encoder window."""
 QUIET_TAIL_S = 0.16
 """A partial is not started while this much of the newest audio is quiet (see ``_quiet_tail``)."""
+QUIET_RATIO = 0.1
+"""Audio below this fraction of the utterance's peak (-20 dB) counts as quiet."""
 
 
 class _WindowedModel(WhisperModel):  # type: ignore[misc]
@@ -101,7 +109,9 @@ class WhisperSTT:
     ``base``. ``encoder_window``: shortest encoder window in seconds (None: Whisper's full
     30 s, ~4x slower; see the module docstring). ``final_words``: word timings on finals (an
     extra alignment pass, ~0.04 s). ``partial_interval`` trades partial freshness for CPU
-    (0 disables partials). ``load_seconds`` includes a warm-up decode.
+    (0 disables partials). ``early_final_quiet``: quiet seconds after which the final is
+    decoded ahead of the flush (None: decode at the flush only; see the module docstring).
+    ``load_seconds`` includes a warm-up decode.
     """
 
     sample_rate = SAMPLE_RATE
@@ -118,6 +128,7 @@ class WhisperSTT:
         partial_interval: float = 0.5,
         encoder_window: float | None = 10.0,
         final_words: bool = True,
+        early_final_quiet: float | None = 0.1,
         warmup: bool = True,
     ) -> None:
         path = model_dir or whisper_dir(model)
@@ -127,6 +138,11 @@ class WhisperSTT:
         self.partial_interval = partial_interval
         self.encoder_window = encoder_window
         self.final_words = final_words
+        self.early_final_quiet = early_final_quiet
+        self.early_finals_used = 0
+        """Finals taken from a decode started before the flush (see the module docstring)."""
+        self.early_finals_dropped = 0
+        """Early decodes thrown away because the caller spoke again before the flush."""
         self.full_window_redos = 0
         """Decodes redone with the full 30 s window (the cut window looked hallucinated)."""
         self.finals_pending = 0
@@ -219,6 +235,12 @@ def _confidence(words: list[WordTiming], logprobs: list[float]) -> float | None:
     return None
 
 
+def _retrieve(job: asyncio.Future[Transcript]) -> None:
+    """Mark a dropped early decode's error as seen (the final that replaces it reports its own)."""
+    if not job.cancelled():
+        job.exception()
+
+
 def _shift(t: Transcript, offset: float, *, final: bool) -> Transcript:
     """Move a transcript decoded from one utterance onto the stream's timeline."""
     words = tuple(
@@ -245,6 +267,8 @@ class WhisperSTTStream:
         self._generation = 0
         self._partial_busy = False
         self._partial_job: asyncio.Future[Transcript] | None = None
+        self._early: asyncio.Future[Transcript] | None = None
+        """Decode of the utterance up to its quiet tail, started before the flush."""
         self._peak = 0.0
         self._last_partial = ""
         self._resamplers: dict[int, Any] = {}
@@ -273,9 +297,21 @@ class WhisperSTTStream:
         self._chunks.append(x)
         self._samples += x.shape[0]
         self._since_partial += x.shape[0]
-        if x.shape[0]:
-            self._peak = max(self._peak, float(np.max(np.abs(x))))
+        peak = float(np.max(np.abs(x))) if x.shape[0] else 0.0
+        self._peak = max(self._peak, peak)
         engine = self._engine
+        if self._early is not None and peak >= QUIET_RATIO * self._peak:
+            self._drop_early()  # the caller spoke again: that decode missed words
+        if (
+            self._early is None
+            and engine.early_final_quiet is not None
+            and self._peak * 32768 >= SILENCE_PEAK  # an all-quiet utterance decodes to ""
+            and self._quiet_tail(engine.early_final_quiet)
+        ):
+            self._early = engine.executor.submit(
+                engine.transcribe, self._audio(), words=engine.final_words, language=self._language
+            )
+            self._early.add_done_callback(_retrieve)
         interval = int(engine.partial_interval * SAMPLE_RATE)
         if (
             interval > 0
@@ -288,11 +324,11 @@ class WhisperSTTStream:
             self._partial_busy = True
             self._spawn(self._partial(self._audio(), self._generation, self._offset))
 
-    def _quiet_tail(self) -> bool:
-        """The newest ``QUIET_TAIL_S`` of audio is quiet (below a tenth of the utterance's
-        peak): the caller paused, so a flush is likely coming and a partial would add no
-        words. The partial is started as soon as speech resumes instead."""
-        need = int(QUIET_TAIL_S * SAMPLE_RATE)
+    def _quiet_tail(self, seconds: float = QUIET_TAIL_S) -> bool:
+        """The newest ``seconds`` of audio are quiet (below ``QUIET_RATIO`` of the
+        utterance's peak): the caller paused, so a flush is likely coming and a partial
+        would add no words. The partial is started as soon as speech resumes instead."""
+        need = int(seconds * SAMPLE_RATE)
         tail: list[Float32] = []
         have = 0
         for chunk in reversed(self._chunks):
@@ -303,7 +339,13 @@ class WhisperSTTStream:
         if have < need:
             return False
         peak = max(float(np.max(np.abs(c))) for c in tail if c.shape[0])
-        return peak < 0.1 * self._peak
+        return peak < QUIET_RATIO * self._peak
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early.cancel()  # queued: never runs; running: result dropped
+            self._early = None
+            self._engine.early_finals_dropped += 1
 
     def _audio(self) -> Float32:
         if len(self._chunks) > 1:
@@ -321,8 +363,11 @@ class WhisperSTTStream:
         self._last_partial = ""
         if self._partial_job is not None:
             self._partial_job.cancel()  # still queued: never runs; running: result dropped
+        early, self._early = self._early, None  # only quiet audio since it started: it is the final
+        if early is not None:
+            self._engine.early_finals_used += 1
         self._engine.finals_pending += 1
-        self._last_final = self._spawn(self._final(audio, offset, self._last_final))
+        self._last_final = self._spawn(self._final(audio, offset, self._last_final, early))
 
     # -- decoding -----------------------------------------------------------------------
 
@@ -349,11 +394,15 @@ class WhisperSTTStream:
             self._queue.put_nowait(_shift(t, offset, final=False))
 
     async def _final(
-        self, audio: Float32, offset: float, previous: asyncio.Task[None] | None
+        self,
+        audio: Float32,
+        offset: float,
+        previous: asyncio.Task[None] | None,
+        early: asyncio.Future[Transcript] | None,
     ) -> None:
         engine = self._engine
         try:
-            job = engine.executor.submit(
+            job = early or engine.executor.submit(
                 engine.transcribe, audio, words=engine.final_words, language=self._language
             )
             if previous is not None:
@@ -379,6 +428,9 @@ class WhisperSTTStream:
         if self._closed:
             return
         self._closed = True
+        if self._early is not None:
+            self._early.cancel()
+            self._early = None
         if self._last_final is not None:
             await asyncio.wait([self._last_final])
         self._queue.put_nowait(None)
