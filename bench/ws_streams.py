@@ -4,8 +4,12 @@ Run: ``.venv/bin/python bench/ws_streams.py`` (one command; ``--help`` for optio
 
 Two echo servers on loopback, each in its own child process:
 
-- **voxgate**: the node app (``create_app``) with an echo ``CallApp`` routed through the
-  Twilio edge ``/twilio/media`` (uvicorn, uvloop, httptools), from the main venv.
+- **voxgate**: the node as ``voxgate serve`` builds it (``Node.create``: records database,
+  observer, router) with one route, ``app = "echo"`` (the built-in echo app,
+  ``voxgate.calls.echo``), served by ``voxgate.server.http_config`` (uvicorn, uvloop,
+  httptools, the media fast path for ``/twilio/media``). No models (no route needs the
+  agent), no SIP edge, call recording off (its default). ``--asgi`` serves
+  ``/twilio/media`` through the ASGI route instead, to compare the two paths.
 - **pipecat**: ``bench/_pipecat_echo_server.py`` (FastAPI + pipecat's
   ``FastAPIWebsocketTransport`` + ``TwilioFrameSerializer``, a pipeline that turns every input
   audio frame into an output audio frame), from ``.venv-bench/pipecat``, a separate venv this
@@ -17,9 +21,13 @@ over worker processes (``--per-worker`` streams each, uvloop): each caller sends
 ``connected``, ``start`` and then one 160-byte mu-law ``media`` message every 20 ms with
 Twilio's ``sequenceNumber``/``chunk``/``timestamp`` fields and its own sequence number
 written into the first payload bytes, answers ``mark`` messages as Twilio does (echoes them)
-and pings with pongs. The client is a minimal RFC 6455 implementation on ``asyncio.Protocol``
-(so the load generator is cheap: no per-message library overhead), masking with the all-zero
-key (legal: servers cannot tell, and it saves an XOR per byte).
+and pings with pongs. Each caller has its own random phase within the 20 ms tick (1 ms
+slots), as independent calls do. The client is a minimal RFC 6455 implementation on
+``asyncio.Protocol`` (so the load generator is cheap: no per-message library overhead),
+masking with the all-zero key (legal: servers cannot tell, and it saves an XOR per byte).
+All of a caller's ``media`` messages are built before the clock starts (the bytes Twilio
+would send), so sending one is a ``transport.write``; echoes are read without a JSON parse.
+The same client drives both servers.
 
 Per frame, latency is ``time the echoed audio covering that frame's last byte arrived`` minus
 ``time the frame was written to the socket``: echoed payload bytes are counted per stream, so
@@ -83,7 +91,7 @@ def serve_voxgate(port: int, asgi: bool) -> None:
 
     from voxgate.config import load_settings
     from voxgate.node import Node
-    from voxgate.server import http_config
+    from voxgate.server import freeze_startup_heap, http_config
 
     tmp = Path(tempfile.mkdtemp(prefix="ws-streams-"))
     settings = load_settings(
@@ -105,6 +113,8 @@ def serve_voxgate(port: int, asgi: bool) -> None:
         if asgi:  # the ASGI route instead of the fast path, for comparison
             config.ws = "websockets-sansio"
             config.ws_per_message_deflate = False
+        config.load()
+        freeze_startup_heap()  # as voxgate.server.serve does
         await uvicorn.Server(config).serve()
 
     uvloop.run(main())
