@@ -268,6 +268,10 @@ class FastStream(asyncio.Protocol):
         except StreamProtocolError as exc:
             self.close_stream(*reject(exc))
             return
+        except Exception:  # a bug on our side ends this stream only, as a 1011
+            log.exception("WebSocket stream handler failed")
+            self.close_stream(1011, "internal error")
+            return
         if result is None:
             return
         if isinstance(result, tuple):
