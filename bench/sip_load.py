@@ -126,6 +126,12 @@ def serve(
     asyncio.run(_serve(port, app_kind, sample_rate, slots))
 
 
+PIN_EDGE, PIN_OTHERS = 1, 0
+"""``--pin``: the edge runs on core 1 only, sipp and this driver on core 0 (as a media node is
+deployed: a core per media process, the rest elsewhere; on a shared machine other processes
+can still be scheduled on core 1)."""
+
+
 PROFILE_TO = os.environ.get("SIP_LOAD_PROFILE", "")
 """Set: the edge runs cProfile over each measuring window and writes it here (slows it)."""
 PROMPT_WAV = ROOT.parent / "shared" / "audio" / "book_appointment.piper.8k.wav"
@@ -326,9 +332,11 @@ def _proc_cpu_s(pid: int) -> float:
 
 class Child:
     def __init__(
-        self, loop_kind: str, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0
-    ) -> None:
+        self, loop_kind: str, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0,
+        pin: bool = False,
+    ) -> None:  # fmt: skip
         self.slots = slots
+        self.pin = pin
         self.loop_kind = loop_kind
         self.app_kind = app_kind
         self.sample_rate = sample_rate
@@ -337,10 +345,11 @@ class Child:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> Child:
+        pin = ["--pin-edge"] if self.pin else []
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--serve", self.loop_kind, "--port", str(self.port),
             "--app", self.app_kind, "--sample-rate", str(self.sample_rate),
-            "--clock-slots", str(self.slots),
+            "--clock-slots", str(self.slots), *pin,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -511,7 +520,7 @@ async def main(args: argparse.Namespace) -> None:
             (workdir / "bench.xml").write_text(SCENARIO)
             label = f"{loop_kind}/{app_kind}"
             print(f"{label}:", flush=True)
-            async with Child(loop_kind, app_kind, args.sample_rate, args.clock_slots) as child:
+            async with Child(loop_kind, app_kind, args.sample_rate, args.clock_slots, args.pin) as child:
                 if cps is None and not rates[0]:
                     cps = {"cps": 0.0, "failed": 0}  # --rates 0: skip the set-up rate phase
                 if cps is None:  # set-up rate does not depend on the route's media
@@ -582,9 +591,18 @@ if __name__ == "__main__":
         "--clock-slots", type=int, default=0,
         help="phase-staggered media clock ticks per 20 ms (default: MediaOptions' default)",
     )  # fmt: skip
+    parser.add_argument(
+        "--pin", action="store_true",
+        help=f"pin the edge to core {PIN_EDGE} alone, sipp and the driver to core {PIN_OTHERS}",
+    )  # fmt: skip
+    parser.add_argument("--pin-edge", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, nargs="+", help="concurrency steps (calls)")
     parser.add_argument("--rates", type=int, nargs="+", help="set-up rates to try (0: skip)")
     ns = parser.parse_args()
+    if ns.pin_edge:
+        os.sched_setaffinity(0, {PIN_EDGE})
+    elif ns.pin and not ns.serve:
+        os.sched_setaffinity(0, {PIN_OTHERS})  # this driver and every sipp it starts
     if ns.serve:
         serve(ns.serve, ns.port, ns.app, ns.sample_rate, ns.clock_slots)
     else:
