@@ -243,8 +243,8 @@ def pct(xs: list[float], q: float) -> float:
 
 SETS = {
     "original": "original 30 requests (the keyword router and prompt were tuned on these)",
-    "heldout": "held-out A, 40 requests (bench/tool_calls_heldout.py HELDOUT; its misses guided the fixes)",
-    "heldout_b": "held-out B, 24 requests (HELDOUT_B; written before the fixes, run only to measure them)",
+    "heldout": "held-out A, 40 requests (bench/tool_calls_heldout.py HELDOUT; its misses guided two rounds of fixes: tuned)",
+    "heldout_b": "held-out B, 24 requests (HELDOUT_B; its misses guided the phrasal router: tuned)",
     "fresh": "fresh C, 45 requests (bench/tool_calls_fresh.py FRESH; never tuned on)",
 }
 
