@@ -2,12 +2,12 @@
 
 The decisions live in pure code (:mod:`voxgate.sip.rtp_stream` for the clock and packets,
 :mod:`voxgate.rtp` for parsing, jitter buffer, DTMF and statistics); this module wires them to
-two UDP sockets and one timer per call:
+two UDP sockets per call and the edge's shared :class:`MediaClock`:
 
 * every 20 ms tick (absolute deadline, :class:`~voxgate.sip.rtp_stream.PacketClock`) pulls
   one frame out of the jitter buffer into the ``CallSession`` and one frame of the agent's
-  audio out of the ``PlayoutBuffer`` onto the wire; receive and send share the clock, so a
-  call costs one timer, not two;
+  audio out of the ``PlayoutBuffer`` onto the wire; every call of an edge rides the same few
+  timers (phase-staggered slots), so a call costs no timer of its own;
 * symmetric RTP (RFC 4961): we send to where the far end's RTP comes from once it arrives
   ("latching"), which is what gets audio through NATs whose SDP shows a private address;
   after latching, packets from any other address are dropped (no media injection);
@@ -292,8 +292,8 @@ class RtpSession:
         self._sendto: Callable[[bytes, tuple[str, int]], object] = _not_open
         self._jb_push: Callable[[RtpPacket, float], None] | None = None
         self.send_errors = 0
-        """Packets the kernel refused (ICMP port unreachable reported back, a full socket
-        buffer): dropped like a network loss rather than queued to leave late."""
+        """Packets the kernel refused (a full socket buffer, an address it will not send to):
+        dropped like a network loss rather than queued to leave late."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timed_out = False
         self._next_rtcp = RTCP_INTERVAL_TICKS
@@ -312,9 +312,13 @@ class RtpSession:
                 sock = _bind_udp(self.host, port)
             except OSError:
                 continue
-            rtp_t, rtp = await loop.create_datagram_endpoint(
-                lambda: _RtpSocket(self._on_rtp), sock=sock
-            )
+            try:
+                rtp_t, rtp = await loop.create_datagram_endpoint(
+                    lambda: _RtpSocket(self._on_rtp), sock=sock
+                )
+            except OSError:
+                sock.close()
+                continue
             try:
                 _, rtcp = await loop.create_datagram_endpoint(
                     lambda: _Socket(self._on_rtcp), local_addr=(self.host, port + 1)
