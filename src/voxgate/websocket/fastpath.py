@@ -1,9 +1,10 @@
 """The media fast path: ``/twilio/media`` sockets terminated without ASGI, on uvicorn's port.
 
 Why: a Twilio stream carries 50 small messages a second each way. Through uvicorn's
-WebSocket protocol, Starlette and a sender task, each message cost ~26 us of server CPU
-(py-spy: ~45 % of it framing, ASGI dicts, queue and task wake-ups, one ``transport.write``
-per message), which capped one process at ~100-150 streams under 10 ms p99. Here a stream
+WebSocket protocol, Starlette and a sender task, a stream cost 0.53 % of a core (~106 us
+per echoed frame; py-spy: ~45 % of it framing, ASGI dicts, queue and task wake-ups), which
+capped one process at ~100-150 streams under 10 ms p99. On this path it costs ~0.17-0.21 %
+(~35 us, of which ~10 us is Python and the rest the socket syscalls): bench/RESULTS.md. Here a stream
 is one ``asyncio.Protocol``: ``data_received`` unmasks frames (:mod:`._frames`, the C
 ``apply_mask`` of websockets), hands each text message to the edge's synchronous handler,
 whose echo or app output is written back in one ``transport.write`` per read. No task, no
