@@ -155,6 +155,16 @@ class SipSettings(_Section):
     srtp: Literal["off", "optional", "required"] = "optional"
     register_min_expires: int = Field(60, ge=1, le=86400)
     register_max_expires: int = Field(3600, ge=1, le=86400)
+    session_timers: bool = True
+    """Ask for and insert RFC 4028 session timers (requests asking for them are honoured
+    either way): a far end that vanished without BYE is hung up after one interval."""
+    session_expires: int = Field(1800, ge=90, le=86400)
+    """Session interval we ask for and insert (seconds)."""
+    session_min_se: int = Field(90, ge=90, le=86400)
+    """Shortest session interval accepted (422 below it); RFC 4028 allows no less than 90."""
+    refer_targets: list[str] = Field(default_factory=list)
+    """Users or numbers an inbound REFER (the far end asking us to transfer, i.e. to place a
+    call at our cost) may name; empty (default) refuses every inbound REFER with 403."""
 
     _host = field_validator("host")(_check_host)
     _networks = field_validator("allowed_sources")(_check_networks)

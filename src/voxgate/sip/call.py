@@ -14,8 +14,11 @@ call and maps them to what the core sees:
 * outbound: INVITE through a trunk (401/407 answered once each) -> 2xx -> ACK -> media ->
   app; 486/480/408/503... end the session with a reason instead of starting the app;
 * in the call: re-INVITE/UPDATE (hold, unhold, new address, codec change), INFO DTMF
-  (``application/dtmf-relay``), OPTIONS, NOTIFY for our REFER, inbound REFER refused (403:
-  letting any far end redirect our agent elsewhere is a toll-fraud vector);
+  (``application/dtmf-relay``), OPTIONS, NOTIFY for our REFER. An inbound REFER asks *us*
+  to place a call, at our cost: a toll-fraud vector, so it is refused (403) unless its
+  Refer-To user is listed in ``sip.refer_targets``; an allowed one is accepted (202) and
+  dialled like any outbound call (registered user or trunk, app by route), its progress
+  reported to the referrer in NOTIFYs (RFC 3515 ``message/sipfrag``);
 * control from the app or the API: hang up (BYE, or CANCEL while ringing out), blind
   transfer (REFER, then BYE once the NOTIFY reports success), hold/unhold (re-INVITE
   ``sendonly``/``sendrecv``), DTMF (RFC 4733 in the RTP stream).
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,17 +41,30 @@ from voxgate.calls.playout import PlayoutBuffer
 from voxgate.calls.router import NoRoute
 from voxgate.calls.session import CallSession, DtmfReceived, HoldChanged
 from voxgate.config import SipTrunk
+from voxgate.observability.metrics import count_rejection
 from voxgate.rtp.dtmf import DTMF_DIGITS
 from voxgate.sip.auth import authorize
 from voxgate.sip.dialog import AckTimeout, Dialog, DialogState
+from voxgate.sip.errors import SipParseError
 from voxgate.sip.message import SipRequest, SipResponse, make_response
 from voxgate.sip.offer_answer import MediaSession, NegotiatedMedia, NegotiationError
-from voxgate.sip.requests import build_cancel, new_tag
+from voxgate.sip.requests import build_cancel, new_branch, new_tag
 from voxgate.sip.sdp import SdpParseError, SessionDescription
+from voxgate.sip.session_timer import (
+    Agreement,
+    RefreshDue,
+    SessionExpired,
+    SessionTimer,
+    TooSmall,
+    min_se_of,
+    negotiate_uac,
+    negotiate_uas,
+    retry_with_interval,
+)
 from voxgate.sip.transaction import Transmit
 from voxgate.sip.transport import Peer
 from voxgate.sip.trunk import build_trunk_invite, build_user_invite
-from voxgate.sip.uri import SipUri
+from voxgate.sip.uri import SipUri, parse_name_addr
 
 if TYPE_CHECKING:
     from voxgate.sip.endpoint import SipEdge
@@ -58,11 +75,15 @@ __all__ = ["SipCall", "SipControl", "bye_reason", "end_reason_for_status"]
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE"
+SUPPORTED = "timer"
+"""Option tags we implement: session timers (RFC 4028). Not 100rel: an INVITE that requires
+reliable provisional responses (RFC 3262) gets 420, since we never need to send SDP or
+anything else in a 1xx (we answer at once or ring without early media)."""
 CallState = Literal["incoming", "dialing", "ringing", "answered", "ended"]
 _STATUS_REASONS = {
     408: "no_answer", 480: "no_answer", 486: "busy", 600: "busy", 487: "cancelled",
     603: "declined", 404: "not_found", 484: "not_found", 503: "unavailable",
-    488: "incompatible_media", 606: "incompatible_media",
+    488: "incompatible_media", 606: "incompatible_media", 422: "session_interval_too_small",
 }  # fmt: skip
 
 
@@ -162,10 +183,14 @@ class SipCall:
         self._remote_ended = False
         self._cancelled = asyncio.Event()
         self._finished = asyncio.Event()
+        self._answered_event = asyncio.Event()
         self._dialog_timer: asyncio.TimerHandle | None = None
         self._reinvite_lock = asyncio.Lock()
         self._refer: asyncio.Future[int] | None = None
         self._answer_due: int | None = None
+        self.session_timer = SessionTimer()
+        self._session_timer_handle: asyncio.TimerHandle | None = None
+        self._peer_allows_update = False
         """CSeq of the INVITE whose 2xx carried our offer: its ACK must bring the answer."""
         self._tasks: set[asyncio.Task[None]] = set()
         self.final_status: int | None = None
@@ -198,6 +223,15 @@ class SipCall:
             edge.count_sdp_rejection()
             self._reject(400, "Bad SDP")
             return
+        try:
+            timer = negotiate_uas(invite, edge.options.session_timer)
+        except ValueError:
+            self._reject(400, "Bad Session-Expires")
+            return
+        if isinstance(timer, TooSmall):
+            self._reject(422, headers=timer.headers())
+            return
+        self._peer_allows_update = _allows(invite, "UPDATE")
         try:
             port = await self.media.open()
         except OSError:
@@ -241,7 +275,10 @@ class SipCall:
         except Draining:
             self._reject(503, headers=[("Retry-After", "30")])
             return
-        ok = self._respond(200, body=description.serialize().encode(), content_type="application/sdp")
+        ok = self._respond(
+            200, body=description.serialize().encode(), content_type="application/sdp",
+            headers=timer.response_headers() if timer is not None else None,
+        )  # fmt: skip
         assert ok is not None
         dialog = Dialog.uas(
             invite, ok, transport=self.peer.transport, sent_by=edge.sent_by(self.peer.transport),
@@ -253,6 +290,8 @@ class SipCall:
         self._arm_dialog_timer()
         if negotiated is None:
             self._answer_due = invite.cseq.number
+        if timer is not None:
+            self._start_session_timer(timer)
         self._answered(negotiated)
 
     def _respond(
@@ -263,7 +302,10 @@ class SipCall:
         assert self.invite is not None
         extra = list(headers or [])
         if status < 300 and status != 100:
-            extra += [("Contact", str(self.edge.contact_for(self.peer.transport))), ("Allow", ALLOW)]
+            extra += [
+                ("Contact", str(self.edge.contact_for(self.peer.transport))), ("Allow", ALLOW),
+                ("Supported", SUPPORTED),
+            ]  # fmt: skip
         if content_type:
             extra.append(("Content-Type", content_type))
         response = make_response(
@@ -319,6 +361,8 @@ class SipCall:
                 domain=edge.advertised_host, contact=contact, sdp=sdp, transport=transport,
                 sent_by=sent_by,
             )  # fmt: skip
+        for name, value in edge.options.session_timer.request_headers():
+            invite.headers.add(name, value)
         self.local_tag = invite.from_tag or self.local_tag
         response: SipResponse | None = None
         for _attempt in range(3):
@@ -326,6 +370,10 @@ class SipCall:
             response = await self._invite_out(invite)
             if response is None:
                 return  # cancelled by our side while ringing
+            min_se = min_se_of(response) if response.status == 422 else None
+            if min_se is not None and _attempt < 2:  # RFC 4028 7.1: ask again, longer
+                invite = retry_with_interval(invite, min_se, new_branch())
+                continue
             if response.status in (401, 407) and trunk and trunk.username and trunk.password:
                 retry = authorize(
                     invite, response, username=trunk.username,
@@ -352,6 +400,13 @@ class SipCall:
             self.session.end("incompatible_media")
             await self._finish()
             return
+        self._peer_allows_update = _allows(response, "UPDATE")
+        try:
+            timer = negotiate_uac(response)
+        except ValueError:
+            timer = None  # an unreadable Session-Expires: no timer rather than no call
+        if timer is not None:
+            self._start_session_timer(timer)
         if self.session.ended:  # hung up while the 200 was on its way
             await self._finish()
             return
@@ -399,6 +454,7 @@ class SipCall:
     def _answered(self, negotiated: NegotiatedMedia | None) -> None:
         """The dialog is up; media starts now, or at the ACK for a delayed offer (None)."""
         self._set_state("answered")
+        self._answered_event.set()
         if negotiated is not None:
             self._media_up(negotiated)
         self.spawn(self._watch_end(), "end")
@@ -436,6 +492,9 @@ class SipCall:
         self._set_state("ended")
         if self._dialog_timer is not None:
             self._dialog_timer.cancel()
+        if self._session_timer_handle is not None:
+            self._session_timer_handle.cancel()
+        self.session_timer.stop()
         self.media.close()
         self.edge.call_finished(self)
         self._finished.set()
@@ -481,6 +540,83 @@ class SipCall:
             elif isinstance(event, AckTimeout):
                 self.session.end("ack_timeout")
         self._arm_dialog_timer()
+
+    # -- session timer (RFC 4028) ---------------------------------------------------------
+
+    def _start_session_timer(self, agreement: Agreement | None) -> None:
+        """Apply what a 2xx agreed (None: the refresh dropped timers) and re-arm."""
+        if agreement is None:
+            self.session_timer.stop()
+        else:
+            self.session_timer.start(agreement, self.edge.now())
+        self._arm_session_timer()
+
+    def _arm_session_timer(self) -> None:
+        if self._session_timer_handle is not None:
+            self._session_timer_handle.cancel()
+            self._session_timer_handle = None
+        when = self.session_timer.next_timer()
+        if when is not None and not self._finished.is_set():
+            self._session_timer_handle = asyncio.get_running_loop().call_at(
+                self.edge.loop_time(when), self._on_session_timer
+            )
+
+    def _on_session_timer(self) -> None:
+        self._session_timer_handle = None
+        for event in self.session_timer.handle_timer(self.edge.now()):
+            if isinstance(event, RefreshDue):
+                self.spawn(self._refresh_session(event.interval), "session-refresh")
+            elif isinstance(event, SessionExpired):
+                log.info("sip call %s: session expired (%s s without refresh)", self.call_id, event.interval)
+                self.session.end("session_expired")
+        self._arm_session_timer()
+
+    def _timer_headers(self, interval: int | None = None) -> list[tuple[str, str]]:
+        """Session-Expires for a re-INVITE/UPDATE of ours: keeps the agreed refresher (we
+        send it, so ``uac`` is us), which makes it a refresh too (RFC 4028 section 7.4)."""
+        agreement = self.session_timer.agreement
+        headers = [("Supported", SUPPORTED)]
+        if agreement is None and interval is None:
+            return headers
+        we = agreement.we_refresh if agreement is not None else True
+        value = interval or (agreement.interval if agreement is not None else 0)
+        headers += [
+            ("Session-Expires", f"{value};refresher={'uac' if we else 'uas'}"),
+            ("Min-SE", str(self.edge.options.session_timer.min_se)),
+        ]
+        return headers
+
+    async def _refresh_session(self, interval: int) -> None:
+        """As refresher: UPDATE when the far end allows it (no SDP to redo), else re-INVITE
+        with our unchanged offer. 422 -> again with its Min-SE; 408/481 -> the dialog is gone
+        at the far end (section 10), so the call ends; other failures leave the session to
+        expire at the deadline, which ends it."""
+        for _attempt in range(3):
+            headers = self._timer_headers(interval)
+            try:
+                if self._peer_allows_update:
+                    _, response = await self._send_in_dialog("UPDATE", headers=headers)
+                    if response.success:
+                        self._start_session_timer(negotiate_uac(response))
+                else:
+                    response = await self._reinvite(self.local_direction, headers)
+            except (RuntimeError, ValueError) as exc:
+                log.info("sip call %s: session refresh failed: %s", self.call_id, exc)
+                return
+            if response.success:
+                return
+            min_se = min_se_of(response) if response.status == 422 else None
+            if min_se is not None:
+                interval = max(interval, min_se)
+                continue
+            if response.status in (408, 481):
+                self.session.end("session_refresh_failed")
+                return
+            if response.status == 491:  # glare: section 14.1's back-off, then once more
+                await asyncio.sleep(2.1 + secrets.randbelow(190) / 100)
+                continue
+            log.info("sip call %s: session refresh answered %s", self.call_id, response.status)
+            return
 
     # -- in-dialog requests from the far end ----------------------------------------------
 
@@ -536,9 +672,9 @@ class SipCall:
         elif method == "NOTIFY":
             self._on_notify(request)
         elif method == "REFER":
-            self._reply(request, 403, "Transfer Not Allowed")
+            self._on_refer(request)
         elif method == "OPTIONS":
-            self._reply(request, 200, headers=[("Allow", ALLOW), ("Accept", "application/sdp")])
+            self._reply(request, 200, headers=[("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", SUPPORTED)])
         else:
             self._reply(request, 501, headers=[("Allow", ALLOW)])
 
@@ -556,19 +692,30 @@ class SipCall:
         if self._reinvite_lock.locked():
             self._reply(request, 491)  # glare with our own re-INVITE (section 14.1)
             return
+        try:  # every re-INVITE/UPDATE is a session refresh (RFC 4028 section 9)
+            timer = negotiate_uas(request, self.edge.options.session_timer)
+        except ValueError:
+            self._reply(request, 400, "Bad Session-Expires")
+            return
+        if isinstance(timer, TooSmall):
+            self._reply(request, 422, headers=timer.headers())
+            return
+        timer_headers = [("Supported", SUPPORTED), *(timer.response_headers() if timer else [])]
+        if not request.body and request.method == "UPDATE":
+            self._reply(request, 200, headers=[("Contact", str(self.edge.contact_for(self.peer.transport))), *timer_headers])
+            self._start_session_timer(timer)
+            return
         if not request.body:
-            if request.method == "UPDATE":
-                self._reply(request, 200, headers=[("Contact", str(self.edge.contact_for(self.peer.transport)))])
-                return
             # A re-INVITE without an offer (a session refresh, or a PBX asking for our
             # media again): our current offer goes in the 200, the answer in the ACK.
             offer = ms.create_offer(self.local_direction).serialize().encode()
             response = self._reply(
                 request, 200, body=offer, headers=[
                     ("Contact", str(self.edge.contact_for(self.peer.transport))), ("Allow", ALLOW),
-                    ("Content-Type", "application/sdp"),
+                    ("Content-Type", "application/sdp"), *timer_headers,
                 ],
             )  # fmt: skip
+            self._start_session_timer(timer)
             self._answer_due = request.cseq.number
             self.dialog.start_2xx_retransmission(response, self.peer, self.edge.now())
             self._arm_dialog_timer()
@@ -584,9 +731,10 @@ class SipCall:
         response = self._reply(
             request, 200, body=answer.serialize().encode(), headers=[
                 ("Contact", str(self.edge.contact_for(self.peer.transport))), ("Allow", ALLOW),
-                ("Content-Type", "application/sdp"),
+                ("Content-Type", "application/sdp"), *timer_headers,
             ],
         )  # fmt: skip
+        self._start_session_timer(timer)
         if request.method == "INVITE":
             self.dialog.start_2xx_retransmission(response, self.peer, self.edge.now())
             self._arm_dialog_timer()
@@ -606,6 +754,53 @@ class SipCall:
         self._reply(request, 200)
         if parsed is not None:
             self.session.feed_event(DtmfReceived(parsed[0], parsed[1]))
+
+    def _on_refer(self, request: SipRequest) -> None:
+        """A far end asks us to call someone (RFC 3515): only targets listed in config."""
+        target = _refer_user(request.headers.get("Refer-To"))
+        if target is None or target not in self.edge.options.refer_targets:
+            log.info("sip call %s: REFER to %r refused", self.call_id, request.headers.get("Refer-To"))
+            count_rejection("sip_refer")
+            self._reply(request, 403, "Transfer Target Not Allowed")
+            return
+        self._reply(request, 202)
+        self.spawn(self._follow_refer(target), "refer-in")
+
+    async def _follow_refer(self, target: str) -> None:
+        """Dial ``target`` and report to the referrer: 100 at once, then the final status
+        (200 once answered) with the implicit subscription terminated (RFC 3515 2.4.5)."""
+        await self._notify_refer("SIP/2.0 100 Trying", "active;expires=60")
+        status = 503
+        try:
+            call = self.edge.dial(target)
+        except (LookupError, ValueError, RuntimeError) as exc:
+            log.info("sip call %s: cannot follow REFER to %s: %s", self.call_id, target, exc)
+        else:
+            self.session.metadata["referred_call"] = call.call_id
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(call.wait_answered(), 64.0)
+            status = 200 if call.state == "answered" else (call.final_status or 408)
+            if status < 300 and call.state != "answered":
+                status = 487
+        reason = "OK" if status == 200 else "Failed"
+        await self._notify_refer(f"SIP/2.0 {status} {reason}", "terminated;reason=noresource")
+
+    async def _notify_refer(self, sipfrag: str, state: str) -> None:
+        with contextlib.suppress(RuntimeError, ValueError):
+            await self._send_in_dialog(
+                "NOTIFY", body=f"{sipfrag}\r\n".encode(), content_type="message/sipfrag;version=2.0",
+                headers=[("Event", "refer"), ("Subscription-State", state)],
+            )  # fmt: skip
+
+    async def wait_answered(self) -> None:
+        """Until the call is answered or over (check :attr:`state`)."""
+        answered = asyncio.ensure_future(self._answered_event.wait())
+        finished = asyncio.ensure_future(self._finished.wait())
+        try:
+            await asyncio.wait({answered, finished}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            answered.cancel()
+            finished.cancel()
 
     def _on_notify(self, request: SipRequest) -> None:
         event = (request.headers.get("Event") or "").split(";", 1)[0].strip().lower()
@@ -645,24 +840,43 @@ class SipCall:
 
     async def reinvite(self, direction: Literal["sendrecv", "sendonly"]) -> None:
         """Hold (``sendonly``) or unhold the far end with a re-INVITE (RFC 3264 8.4)."""
+        response = await self._reinvite(direction, self._timer_headers())
+        if not response.success:
+            raise RuntimeError(f"re-INVITE refused: {response.status} {response.reason}")
+
+    async def _reinvite(self, direction: Literal["sendrecv", "sendonly"], headers: list[tuple[str, str]]) -> SipResponse:
+        """Send a re-INVITE with our offer for ``direction``; apply the answer and the
+        session timer of a 2xx. Returns the final response; RuntimeError when the 2xx's
+        answer is unusable (the call keeps its old media)."""
         ms = self.offer_answer
         if ms is None:
             raise RuntimeError("call has no media yet")
         async with self._reinvite_lock:
+            previous = self.local_direction
             self.local_direction = direction
             offer = ms.create_offer(direction).serialize().encode()
-            request, response = await self._send_in_dialog("INVITE", body=offer, content_type="application/sdp")
+            request, response = await self._send_in_dialog(
+                "INVITE", body=offer, content_type="application/sdp", headers=headers
+            )
             if not response.success:
                 ms.negotiated = self.media.negotiated
-                raise RuntimeError(f"re-INVITE refused: {response.status} {response.reason}")
+                self.local_direction = previous
+                return response
             assert self.dialog is not None
             self.edge.transmit(self.dialog.create_ack(request.cseq.number), self.peer)
+            try:
+                timer = negotiate_uac(response)
+            except ValueError:
+                timer = None
+            if timer is not None or self.session_timer.agreement is not None:
+                self._start_session_timer(timer)
             try:
                 negotiated = ms.receive_answer(SessionDescription.parse(response.body))
             except (NegotiationError, SdpParseError) as exc:
                 self.edge.count_sdp_rejection()
                 raise RuntimeError(f"unusable answer to re-INVITE: {exc}") from exc
             self._apply(negotiated)
+            return response
 
     async def transfer(self, target: str, timeout_s: float = 32.0) -> None:
         """Blind transfer (RFC 3515/5589): REFER, then BYE once the far end reports 2xx."""
@@ -689,6 +903,24 @@ class SipCall:
             await self.wait_finished()
         else:
             raise RuntimeError(f"transfer target answered {status}")
+
+
+def _refer_user(refer_to: str | None) -> str | None:
+    """The user part of a Refer-To (``<sip:1000@host>`` -> ``1000``); None if unusable."""
+    if not refer_to:
+        return None
+    try:
+        uri = parse_name_addr(refer_to).uri
+    except SipParseError:
+        return None
+    return uri.user if isinstance(uri, SipUri) and uri.user else None
+
+
+def _allows(message: SipRequest | SipResponse, method: str) -> bool:
+    """Whether ``message``'s Allow lists ``method``."""
+    return any(
+        m.strip().upper() == method for v in message.headers.get_all("Allow") for m in v.split(",")
+    )
 
 
 def _sipfrag_status(body: bytes) -> int | None:

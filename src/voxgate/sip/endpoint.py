@@ -37,12 +37,13 @@ from voxgate.config import Settings, SipTrunk
 from voxgate.observability.metrics import count_rejection
 from voxgate.observability.observer import CallObserver
 from voxgate.sip.auth import DigestChallenger, Password
-from voxgate.sip.call import ALLOW, SipCall
+from voxgate.sip.call import ALLOW, SUPPORTED, SipCall
 from voxgate.sip.errors import SipParseError
 from voxgate.sip.media import MediaClock, MediaOptions, NetworkReport, PortPool, RtpSession
 from voxgate.sip.message import SipMessage, SipRequest, SipResponse, make_response
 from voxgate.sip.offer_answer import MediaCapabilities
 from voxgate.sip.registrar import NotRegistered, Registrar
+from voxgate.sip.session_timer import SessionTimerPolicy
 from voxgate.sip.transaction import (
     RequestReceived,
     ResponseReceived,
@@ -86,6 +87,10 @@ class SipEdgeOptions:
     register_expires: tuple[int, int] = (60, 3600)
     tls_context: ssl.SSLContext | None = None
     contact_user: str = "voxgate"
+    session_timer: SessionTimerPolicy = field(default_factory=SessionTimerPolicy)
+    refer_targets: frozenset[str] = frozenset()
+    """Refer-To users an inbound REFER may make us call; empty: every REFER gets 403."""
+    """RFC 4028 policy; ``Settings`` keeps Min-SE >= 90 s, tests build shorter ones here."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SipEdgeOptions:
@@ -119,6 +124,11 @@ class SipEdgeOptions:
             rtp_ports=(media.rtp_port_min, media.rtp_port_max),
             register_expires=(sip.register_min_expires, sip.register_max_expires),
             tls_context=tls,
+            refer_targets=frozenset(sip.refer_targets),
+            session_timer=SessionTimerPolicy(
+                enabled=sip.session_timers, interval=max(sip.session_expires, sip.session_min_se),
+                min_se=sip.session_min_se,
+            ),
         )  # fmt: skip
 
 
@@ -174,10 +184,11 @@ class SipEdge:
         self.rejected = 0
         self._dialogs: dict[tuple[str, str], SipCall] = {}
         self._invites: dict[tuple[str, ...], SipCall] = {}
-        self._seen_invites: dict[tuple[str, str], float] = {}
-        """(Call-ID, From tag) of recent INVITEs -> when they may be forgotten. Kept for
+        self._seen_invites: dict[tuple[str, str, int], float] = {}
+        """(Call-ID, From tag, CSeq) of recent INVITEs -> when they may be forgotten. Kept for
         64*T1 after the call ends: a retransmitted INVITE still queued in the socket after
-        the caller's BYE would otherwise start a ghost call (found under sipp load)."""
+        the caller's BYE would otherwise start a ghost call (found under sipp load). The CSeq
+        lets a new INVITE of the same dialog attempt through (the retry after a 422)."""
         self._waiters: dict[tuple[str, ...], _Waiter] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -290,7 +301,7 @@ class SipEdge:
         if call.invite_key is not None:
             self._invites.pop(call.invite_key, None)
         if call.invite is not None and call.direction == "inbound":
-            key = (call.invite.call_id, call.invite.from_tag or "")
+            key = (call.invite.call_id, call.invite.from_tag or "", call.invite.cseq.number)
             self._seen_invites[key] = self.now() + 64 * self.timers.t1
 
     # -- sending ----------------------------------------------------------------------------
@@ -461,7 +472,8 @@ class SipEdge:
         elif method == "OPTIONS":
             self.respond(make_response(
                 request, 200, to_tag=secrets.token_hex(6),
-                headers=[("Allow", ALLOW + ", REGISTER"), ("Accept", "application/sdp")],
+                headers=[("Allow", ALLOW + ", REGISTER"), ("Accept", "application/sdp"),
+                         ("Supported", SUPPORTED)],
             ))  # fmt: skip
         elif method in ("BYE", "INFO", "NOTIFY", "UPDATE", "PRACK", "REFER"):
             self.respond(make_response(request, 481))
@@ -520,14 +532,15 @@ class SipEdge:
             self.layer.transport_error(txn.key, self.now())
 
     def _on_invite(self, key: tuple[str, ...], request: SipRequest, source: Peer) -> None:
-        seen = (request.call_id, request.from_tag or "")
+        seen = (request.call_id, request.from_tag or "", request.cseq.number)
         if seen in self._seen_invites:
             return  # a retransmission after its transaction ended (the call runs or ran)
         self._forget_old_invites()
         if self._authenticate(request, source, always=False) is None:
             return
-        required = [r.strip() for r in (request.headers.get("Require") or "").split(",") if r.strip()]
-        unsupported = [r for r in required if r != "timer"]
+        # Only what SUPPORTED lists passes: 100rel (RFC 3262) gets 420 on purpose, see call.py.
+        required = [r.strip() for v in request.headers.get_all("Require") for r in v.split(",") if r.strip()]
+        unsupported = [r for r in required if r.lower() not in SUPPORTED.split(", ")]
         if unsupported:
             self.respond(make_response(request, 420, headers=[("Unsupported", ", ".join(unsupported))]))
             return
