@@ -175,7 +175,8 @@ def test_tool_rounds_are_bounded_and_the_last_round_has_no_tools() -> None:
 
     llm = FakeLLM(loops)
     result, _, _ = run(["Where is my order?"], llm, Knowledge(tools=orders(), max_tool_rounds=3))
-    assert len(llm.calls) == 3 and llm.calls[2][1] == []
+    assert len(llm.calls) == 3 and llm.tool_choices == ["auto", "auto", "none"]
+    assert llm.calls[2][1] == llm.calls[0][1]  # same tools block every round (prompt cache)
     assert result.agent_said()[-1] == "Your order shipped yesterday."
 
 
@@ -313,13 +314,14 @@ def test_speculative_reply_runs_tools_only_after_commit() -> None:
     assert result.records[0].speculative  # the reply came from the (held) speculation
 
 
-def test_sure_route_offers_the_model_only_the_routed_tool() -> None:
+def test_sure_route_makes_the_model_call_the_routed_tool_with_every_tool_offered() -> None:
     llm = FakeLLM(order_bot)
     router = KeywordRouter([(r"\border\b", "check_order"), (r"\bhours\b", None)])
     result, _, events = run(["Where is my order four five six?"], llm, Knowledge(tools=orders(), router=router))
     assert result.errors == []
     messages, tools = llm.calls[0]
-    assert [t.name for t in tools] == ["check_order"]
+    assert {"check_order", "end_call"} <= {t.name for t in tools}  # the tools block is not narrowed
+    assert llm.tool_choices[0] == "check_order"
     assert messages[-1].content.endswith("(use the check_order tool)")
     assert ("route", {"turn": 0, "tool": "check_order", "sure": True}) in events
 
@@ -331,7 +333,8 @@ def test_sure_no_tool_route_offers_no_tools_but_passages() -> None:
     router = KeywordRouter([(r"\border\b", "check_order"), (r"\bhours\b", None)])
     result, _, _ = run(["What are your hours on Saturday?"], llm, Knowledge(tools=orders(), kb=kb, router=router, min_score=0.1))
     messages, tools = llm.calls[0]
-    assert tools == []  # a question: the model cannot call a tool on it
+    assert llm.tool_choices[0] == "none"  # a question: the model cannot call a tool on it
+    assert {"check_order", "end_call"} <= {t.name for t in tools}
     assert any(m.role == "system" and "Saturday from 10 am" in m.content for m in messages)
     assert result.agent_said()[-1] == "From ten on Saturday."
 
@@ -341,4 +344,5 @@ def test_unsure_route_is_a_hint_with_every_tool() -> None:
     result, _, _ = run(["Where is my order four five six?"], llm, Knowledge(tools=orders(), router=lambda text: "check_order"))
     messages, tools = llm.calls[0]
     assert {"check_order", "end_call"} <= {t.name for t in tools}
+    assert llm.tool_choices[0] == "auto"
     assert messages[-1].content.endswith("(use the check_order tool)")

@@ -9,7 +9,7 @@ import pytest
 
 from voxgate.audio.frame import AudioFrame
 from voxgate.providers._fault import Fault
-from voxgate.providers.base import ProviderError, TextDelta, ToolCall, Transcript, Usage
+from voxgate.providers.base import ProviderError, TextDelta, ToolCall, ToolSchema, Transcript, Usage
 from voxgate.providers.fallback import FallbackLLM, FallbackSTT, FallbackTTS, SwitchEvent
 from voxgate.providers.llm.fake import FakeLLM, FakeReply
 from voxgate.providers.stt.fake import FakeSTT
@@ -137,3 +137,17 @@ async def test_stt_final_timeout_switches() -> None:
     assert chain.switch_reasons["timeout"] == 1
     assert b.streams[0].frames == 15
     await s.aclose()
+
+
+async def test_llm_tool_choice_reaches_the_provider_that_answers_and_a_bad_one_does_not_switch() -> None:
+    tools = [ToolSchema("transfer", "Transfer"), ToolSchema("hold", "Hold")]
+    a = FakeLLM(["x"], fault=Fault(), name="a")
+    b = FakeLLM([FakeReply("Sure.", tool_calls=[ToolCall("c", "transfer", "{}")])], name="b")
+    chain = FallbackLLM([a, b])
+    events = [e async for e in chain.chat([], tools, tool_choice="none")]
+    assert a.tool_choices == b.tool_choices == ["none"]
+    assert not any(isinstance(e, ToolCall) for e in events) and _text(events) == "Sure."
+    with pytest.raises(ValueError, match="park"):
+        async for _ in chain.chat([], tools, tool_choice="park"):
+            pass
+    assert chain.switches == 1 and len(b.calls) == 1

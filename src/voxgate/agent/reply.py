@@ -9,12 +9,16 @@ A speculative reply (early intent) runs *held*: audio is produced but kept back.
 releases what was held and lets the rest flow; a discarded speculation is cancelled before
 any of it reaches the sink. Stage times are stamped on the reply's ``TurnRecord``.
 
-With ``knowledge`` (``voxgate.knowledge.runtime.CallKnowledge``) the LLM is offered the tools
-of the turn's plan (``CallKnowledge.prepare``: only the routed tool when the router is sure,
-none for a question it is sure needs none, else all) and the prompt gets retrieved passages. When the LLM answers with tool calls, they run (a slow
-one makes the agent say a filler while it runs), the assistant tool-call message and the
-``tool`` results are kept on the run (``tool_messages``, for the history), and the LLM is
-asked again with the results, for at most ``max_rounds`` rounds (the last without tools).
+With ``knowledge`` (``voxgate.knowledge.runtime.CallKnowledge``) the LLM is offered every tool
+of the call in every round, with the plan's ``tool_choice`` (``CallKnowledge.prepare``: the
+routed tool when the router is sure, "none" for a question it is sure needs none, else
+"auto"), and the prompt gets retrieved passages. The tool list never changes within a call
+because it is part of the prompt: a local LLM's prompt cache keeps it only while it is
+identical (see ``voxgate.providers.base.ToolChoice``). When the LLM answers with tool calls,
+they run (a slow one makes the agent say a filler while it runs), the assistant tool-call
+message and the ``tool`` results are kept on the run (``tool_messages``, for the history),
+and the LLM is asked again with the results ("auto": the forced choice applies to the first
+round only), for at most ``max_rounds`` rounds (the last with "none").
 Bad arguments are fed back once; a second failure, a timeout or an error is answered with
 a spoken fallback, never silence. A held (speculative) reply waits for ``commit()`` before
 running any tool: a guess must not book an appointment.
@@ -31,7 +35,15 @@ from voxgate.agent.chunker import ChunkerConfig, ClauseChunker
 from voxgate.agent.records import TurnRecord
 from voxgate.agent.speaker import Speaker
 from voxgate.audio.frame import Pcm16
-from voxgate.providers.base import LLM, TTS, ChatMessage, TextDelta, ToolCall, ToolSchema
+from voxgate.providers.base import (
+    LLM,
+    TTS,
+    ChatMessage,
+    TextDelta,
+    ToolCall,
+    ToolChoice,
+    ToolSchema,
+)
 
 if TYPE_CHECKING:
     from voxgate.knowledge.runtime import CallKnowledge
@@ -188,13 +200,17 @@ class ReplyRun:
             clauses.put_nowait(c)
 
     async def _stream_llm(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema], clauses: asyncio.Queue[object]
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSchema],
+        clauses: asyncio.Queue[object],
+        tool_choice: ToolChoice = "auto",
     ) -> tuple[str, list[ToolCall]]:
         """One LLM call: text goes to the chunker as it streams; tool calls are returned."""
         rec = self.record
         text = ""
         calls: list[ToolCall] = []
-        stream = self._llm.chat(messages, tools) if tools else self._llm.chat(messages)
+        stream = self._llm.chat(messages, tools, tool_choice=tool_choice) if tools else self._llm.chat(messages)
         try:
             async for event in stream:
                 if isinstance(event, ToolCall):
@@ -228,7 +244,8 @@ class ReplyRun:
         invalid = 0
         for round_no in range(k.max_rounds):
             last = round_no == k.max_rounds - 1
-            text, calls = await self._stream_llm(messages, () if last else plan.tools, clauses)
+            choice = "none" if last else plan.tool_choice if round_no == 0 else "auto"
+            text, calls = await self._stream_llm(messages, plan.tools, clauses, choice)
             if not calls:
                 if not self.text.strip():  # a model that says nothing must not leave silence
                     self._say(k.fallback_say, clauses)

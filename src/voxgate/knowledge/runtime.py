@@ -8,8 +8,9 @@ of tool, retrieval and rule logic:
 
 - ``system_prompt`` / ``greeting``: after-hours behaviour, decided once at call start;
 - ``escalate(text)``: the deterministic "talk to a human" rule, checked before the LLM;
-- ``prepare(messages, record)``: the turn's plan: routing (which tools the model is offered:
-  the routed one, none for a question, or all) and retrieval; the passages go into the LLM
+- ``prepare(messages, record)``: the turn's plan: routing (the ``tool_choice``: the routed
+  tool, "none" for a question, or "auto"; the tools offered are always all of them, so the
+  prompt's tools block, and the LLM's cached prefix, never change) and retrieval; the passages go into the LLM
   context just before the caller's question (the stable prefix stays in the LLM's prompt
   cache) and onto the turn record for audit (``augment`` is its messages alone);
 - ``run(call, say)``: one tool call with the filler policy;
@@ -36,7 +37,7 @@ from voxgate.knowledge.embeddings import Embedder
 from voxgate.knowledge.rag import KnowledgeBase, Passage
 from voxgate.knowledge.rules import RouteRules
 from voxgate.knowledge.tools import ToolContext, ToolRegistry, ToolResult
-from voxgate.providers.base import ChatMessage, ToolCall, ToolSchema
+from voxgate.providers.base import ChatMessage, ToolCall, ToolChoice, ToolSchema
 
 __all__ = [
     "CALLER_TURNS", "CallKnowledge", "EmbeddingRouter", "EventHook", "FirstRouter", "Knowledge", "KeywordRouter",
@@ -67,8 +68,8 @@ class Route:
     """The tool the caller's words ask for; None: no tool (a question or small talk, which
     the model answers in words from the retrieved passages)."""
     sure: bool = True
-    """Sure enough to offer the model only ``tool`` (or, for None, no tool at all). Unsure:
-    every tool is offered and ``tool`` only goes into the prompt as a hint."""
+    """Sure enough to make the model call ``tool`` (``tool_choice``; for None: "none", no tool
+    call). Unsure: the model chooses ("auto") and ``tool`` only goes into the prompt as a hint."""
 
 
 @runtime_checkable
@@ -183,12 +184,15 @@ def decide(router: Router | Callable[[str], str | None], text: str) -> Route | N
 
 @dataclass(frozen=True, slots=True)
 class TurnPlan:
-    """What one LLM reply gets: its messages (with the route hint or retrieved passages) and
-    the tools it is offered."""
+    """What one LLM reply gets: its messages (with the route hint or retrieved passages), the
+    tools (always every tool of the call, in the same order: the prompt's tools block must not
+    change between turns, see ``voxgate.providers.base.ToolChoice``) and the ``tool_choice``
+    the route implies ("auto", "none", or the routed tool's name)."""
 
     messages: list[ChatMessage]
     tools: Sequence[ToolSchema]
     route: Route | None = None
+    tool_choice: ToolChoice = "auto"
 
 
 @dataclass(slots=True)
@@ -306,10 +310,10 @@ class CallKnowledge:
     async def prepare(self, messages: Sequence[ChatMessage], record: TurnRecord) -> TurnPlan:
         """The plan of one reply (see ``TurnPlan``):
 
-        - a sure route to a tool: only that tool is offered, with the hint; no passages (an
+        - a sure route to a tool: ``tool_choice`` is that tool, with the hint; no passages (an
           action, not a question: a shorter prompt, and a small model cannot pick a wrong
           tool or answer a request with a made-up fact);
-        - a sure route to no tool (a question, small talk): no tools, passages;
+        - a sure route to no tool (a question, small talk): ``tool_choice`` "none", passages;
         - an unsure route: every tool, with the hint; no passages;
         - no route: every tool, passages before the last user message (if any match).
         """
@@ -332,22 +336,22 @@ class CallKnowledge:
             head = out[:1] if out[0].role == "system" else []
             keep = self.config.route_history
             earlier = out[len(head) : last][-keep:] if keep else []
-            offered = [t for t in everything if t.name == route.tool] if route.sure else everything
-            return TurnPlan([*head, *earlier, hinted], offered, route)
-        tools: Sequence[ToolSchema] = () if route is not None and route.sure else everything
+            choice = route.tool if route.sure else "auto"
+            return TurnPlan([*head, *earlier, hinted], everything, route, choice)
+        choice = "none" if route is not None and route.sure else "auto"
         if kb is None:
-            return TurnPlan(out, tools, route)
+            return TurnPlan(out, everything, route, choice)
         try:
             hits: list[Passage] = await kb.asearch(question, self.config.k, min_score=self.config.min_score)
         except Exception as exc:  # answer without the documents rather than not at all
             record.errors.append(f"retrieval: {exc!r}")
-            return TurnPlan(out, tools, route)
+            return TurnPlan(out, everything, route, choice)
         record.retrieved = [h.to_dict() for h in hits]
         self.emit("retrieval", {"turn": record.index, "question": question, "passages": record.retrieved})
         if hits:
             facts = "\n".join(f"- {h.text}" for h in hits)
             out.insert(last, ChatMessage("system", f"{self.config.context_head}\n{facts}"))
-        return TurnPlan(out, tools, route)
+        return TurnPlan(out, everything, route, choice)
 
     async def run(self, call: ToolCall, say: Callable[[str], None], record: TurnRecord | None = None) -> ToolResult:
         result = await self.tools.call(call, self.context, on_slow=say)

@@ -115,14 +115,43 @@ class Usage:
 
 LLMEvent = TextDelta | ToolCall | Usage
 
+ToolChoice = str
+"""What the reply may do with the offered tools: ``"auto"`` (the model decides), ``"none"``
+(answer in words, no tool call) or the name of one offered tool (call exactly that tool).
+
+A choice instead of a narrower tool list, because the tool list is part of the prompt: a
+local model with a prompt cache (llama.cpp) re-reads everything after the first changed
+token, so offering one tool instead of seven costs ~1.5 s and back ~5 s on two cores
+(bench/tool_calls.py). The tools stay the same for the whole call; the choice is enforced
+by decoding (or by the hosted API's own ``tool_choice``)."""
+
+
+def check_tool_choice(choice: ToolChoice, tools: Sequence[ToolSchema]) -> ToolChoice:
+    """``choice`` if it is valid for ``tools``; a ``ValueError`` naming the problem otherwise
+    (a caller bug, not a provider failure: fallback chains must not switch provider on it)."""
+    if choice in ("auto", "none"):
+        return choice
+    names = [t.name for t in tools]
+    if choice not in names:
+        raise ValueError(f"tool_choice {choice!r} is not an offered tool (offered: {names})")
+    return choice
+
 
 class LLM(Protocol):
     name: str
 
     def chat(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSchema] = (),
+        *,
+        tool_choice: ToolChoice = "auto",
     ) -> AsyncIterator[LLMEvent]:
-        """Stream the reply. Closing the iterator early cancels generation."""
+        """Stream the reply. Closing the iterator early cancels generation.
+
+        ``tool_choice`` (see ``ToolChoice``): ``"none"`` never yields a ``ToolCall``; a tool
+        name yields a call of that tool (or fails); ``ValueError`` for a name not in ``tools``.
+        """
         ...
 
 

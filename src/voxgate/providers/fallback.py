@@ -52,8 +52,10 @@ from voxgate.providers.base import (
     StreamingSTT,
     STTStream,
     TextDelta,
+    ToolChoice,
     ToolSchema,
     Transcript,
+    check_tool_choice,
 )
 
 Kind = Literal["llm", "stt", "tts"]
@@ -159,13 +161,18 @@ class FallbackLLM(_Chain[LLM]):
     kind: Kind = "llm"
 
     async def chat(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSchema] = (),
+        *,
+        tool_choice: ToolChoice = "auto",
     ) -> AsyncIterator[LLMEvent]:
+        check_tool_choice(tool_choice, tools)  # a caller bug: not a reason to switch provider
         emitted = ""  # text already given to the caller
         order = self.order()
         last: BaseException | None = None
         for n, i in enumerate(order):
-            it = aiter(self.providers[i].chat(messages, tools))
+            it = aiter(self.providers[i].chat(messages, tools, tool_choice=tool_choice))
             skip = emitted  # the part of the new reply the caller already heard
             matched = ""
             try:

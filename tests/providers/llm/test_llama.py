@@ -134,3 +134,29 @@ def test_parse_call_enforces_enum_values() -> None:
     assert parse_call('{"name": "transfer_call", "arguments": {"target": "billing office"}}', [transfer]) is None
     ok = parse_call('{"name": "transfer_call", "arguments": {"target": "Front Desk"}}', [transfer])
     assert ok is not None and json.loads(ok.arguments) == {"target": "front desk"}
+
+
+CANCEL = ToolSchema(
+    "cancel_appointment",
+    "Cancel the caller's appointment",
+    {"type": "object", "properties": {"day": {"type": "string"}}, "required": ["day"]},
+)
+
+
+async def test_tool_choice_named_tool_is_called_even_when_the_words_ask_for_another(llama: LlamaLLM) -> None:
+    msgs = [ChatMessage("system", SYSTEM), ChatMessage("user", "Book me a cleaning on Tuesday at 3 pm")]
+    events = [e async for e in llama.chat(msgs, [BOOK, CANCEL], tool_choice="cancel_appointment")]
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    assert [c.name for c in calls] == ["cancel_appointment"]
+    assert "tuesday" in json.loads(calls[0].arguments)["day"].lower()
+    assert not [e for e in events if isinstance(e, TextDelta)]
+
+
+async def test_tool_choice_none_answers_in_words(llama: LlamaLLM) -> None:
+    msgs = [ChatMessage("system", SYSTEM), ChatMessage("user", "Book me a cleaning on Tuesday at 3 pm")]
+    auto = [e async for e in llama.chat(msgs, [BOOK, CANCEL])]
+    assert any(isinstance(e, ToolCall) for e in auto)  # the same request calls a tool on "auto"
+    events = [e async for e in llama.chat(msgs, [BOOK, CANCEL], tool_choice="none")]
+    assert not any(isinstance(e, ToolCall) for e in events)
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert text.strip() and "<tool_call>" not in text and not text.lstrip().startswith("{")

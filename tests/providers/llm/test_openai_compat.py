@@ -221,3 +221,25 @@ async def test_closing_iterator_disconnects(server: FakeOpenAIServer) -> None:
     await gen.aclose()  # type: ignore[attr-defined]
     await asyncio.wait_for(server.disconnected.wait(), 5.0)
     await llm.aclose()
+
+
+async def test_tool_choice_goes_on_the_wire_in_openai_form(server: FakeOpenAIServer) -> None:
+    llm = _llm(server)
+    tools = [
+        ToolSchema("book_appointment", "Book", {"type": "object", "properties": {}}),
+        ToolSchema("cancel_appointment", "Cancel", {"type": "object", "properties": {}}),
+    ]
+    msgs = [ChatMessage("user", "hi")]
+    for choice in ("auto", "none", "cancel_appointment"):
+        [e async for e in llm.chat(msgs, tools, tool_choice=choice)]
+    [e async for e in llm.chat(msgs, tool_choice="none")]  # no tools: OpenAI rejects a tool_choice
+    with pytest.raises(ValueError, match="transfer_call"):
+        [e async for e in llm.chat(msgs, tools, tool_choice="transfer_call")]
+    await llm.aclose()
+    bodies = [body for _, body in server.requests]
+    assert len(bodies) == 4
+    assert "tool_choice" not in bodies[0]  # "auto" is the API's default
+    assert bodies[1]["tool_choice"] == "none"
+    assert bodies[2]["tool_choice"] == {"type": "function", "function": {"name": "cancel_appointment"}}
+    assert [t["function"]["name"] for t in bodies[2]["tools"]] == ["book_appointment", "cancel_appointment"]
+    assert "tool_choice" not in bodies[3] and "tools" not in bodies[3]

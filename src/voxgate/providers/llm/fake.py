@@ -17,7 +17,12 @@ How to script it (compare LiveKit Agents' ``fake_llm``):
 Timing: ``ttft`` (seconds before the first event) and ``token_delay`` (between text deltas);
 text is streamed word by word (each delta is one word plus its trailing space), so barge-in
 tests can cancel mid-reply. Failures: ``fault=Fault(...)`` (see ``voxgate.providers._fault``).
-Inspection: ``calls`` holds every (messages, tools) received, ``cancelled`` counts replies
+``tool_choice`` is honoured the way a real model is held to it: a script function is given
+the tools the choice allows (none for ``"none"``, the one named tool), and scripted tool
+calls the choice forbids are not emitted (``"none"``: none; a named tool: only that tool's).
+
+Inspection: ``calls`` holds every (messages, tools offered) received, ``tool_choices`` the
+``tool_choice`` of each, ``cancelled`` counts replies
 closed before their end (barge-in), ``failed`` those ended by a fault, ``completed`` those
 streamed to the end.
 """
@@ -30,7 +35,16 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from voxgate.providers._fault import Fault, FaultState, trigger
-from voxgate.providers.base import ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSchema, Usage
+from voxgate.providers.base import (
+    ChatMessage,
+    LLMEvent,
+    TextDelta,
+    ToolCall,
+    ToolChoice,
+    ToolSchema,
+    Usage,
+    check_tool_choice,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +88,7 @@ class FakeLLM:
         self.token_delay = token_delay
         self._fault = FaultState(fault)
         self.calls: list[tuple[list[ChatMessage], list[ToolSchema]]] = []
+        self.tool_choices: list[ToolChoice] = []
         self.cancelled = 0
         self.failed = 0
         self.completed = 0
@@ -112,10 +127,20 @@ class FakeLLM:
         return _as_reply(self._script[index])
 
     def chat(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSchema] = (),
+        *,
+        tool_choice: ToolChoice = "auto",
     ) -> AsyncIterator[LLMEvent]:
+        choice = check_tool_choice(tool_choice, tools)
         self.calls.append((list(messages), list(tools)))
-        reply = self._next_reply(messages, tools)
+        self.tool_choices.append(choice)
+        allowed = [t for t in tools if choice == "auto" or t.name == choice]
+        reply = self._next_reply(messages, allowed)
+        if len(allowed) != len(tools) or choice == "none":
+            names = {t.name for t in allowed}
+            reply = FakeReply(reply.text, tuple(c for c in reply.tool_calls if c.name in names))
         return self._stream(reply, self._fault.arm(), sum(len(m.content) for m in messages) // 4)
 
     async def _stream(

@@ -24,18 +24,31 @@ Design choices, each for latency on two shared cores:
   llama-cpp-python applies the grammar to the whole 152k-token vocabulary at every step:
   measured here ~0.1 s per token, 4-7 s for one call, against ~1 s unconstrained. Plain
   conversation never touches a grammar. One tool call per turn; text before it is streamed.
+- ``tool_choice`` is enforced by decoding, never by changing the prompt: the ``<tools>``
+  block is rendered from all the tools passed, whatever the choice, so a call that offers
+  the same tools every turn keeps one cached system+tools prefix (a narrowed tool list
+  changed the system block: ~1.5 s of prompt re-read for a one-tool turn, ~5 s for the
+  seven-tool turn after it, bench/tool_calls.py). A named tool: the reply is pre-filled
+  with ``<tool_call>\n{"name": "<tool>", "arguments": `` and the model writes only the
+  arguments, freely and greedily (the one-tool grammar is the redo if they are malformed).
+  ``"none"``: a logits processor forbids the ``<tool_call>`` token everywhere and a ``{``
+  as the first token, so the reply is words.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
 
 from voxgate.providers._executor import ModelExecutor
 from voxgate.providers.base import (
@@ -44,13 +57,15 @@ from voxgate.providers.base import (
     ProviderError,
     TextDelta,
     ToolCall,
+    ToolChoice,
     ToolSchema,
     Usage,
+    check_tool_choice,
 )
 from voxgate.providers.models import qwen_gguf
 
 try:
-    from llama_cpp import Llama
+    from llama_cpp import Llama, LogitsProcessorList
     from llama_cpp.llama_grammar import LlamaGrammar
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("LlamaLLM needs the models extra: pip install -e '.[models]'") from exc
@@ -129,6 +144,13 @@ def render_chatml(
                 out.append("<|im_end|>\n")
     out.append("<|im_start|>assistant\n")
     return "".join(out)
+
+
+def forced_call_prefix(name: str) -> str:
+    """What a reply forced to call ``name`` is pre-filled with (the model writes the rest:
+    the arguments object, the closing brace and ``</tool_call>``), in the exact format the
+    template renders calls in, so the model continues a call it has seen thousands of."""
+    return f'{TOOL_TAG}\n{{"name": "{name}", "arguments": '
 
 
 def call_schema(tools: Sequence[ToolSchema]) -> dict[str, Any]:
@@ -239,6 +261,11 @@ class LlamaLLM:
         self.tokens_generated = 0
         """Tokens generated over the object's life (for metrics, and to observe cancellation)."""
         self.chat_template: str | None = self._llm.metadata.get("tokenizer.chat_template")
+        self._tag_id = self._single_token(TOOL_TAG)
+        self._brace_ids = np.array(  # tokens a JSON object can start with (~130 of 152k)
+            [i for i in range(self._llm.n_vocab()) if self._llm.detokenize([i]).lstrip()[:1] == b"{"],
+            dtype=np.intp,
+        )
         if warmup:
             for _ in self._completion(render_chatml([ChatMessage("user", "Hi")]), None, 1):
                 pass
@@ -258,20 +285,51 @@ class LlamaLLM:
             self._grammars[key] = grammar
         return grammar
 
+    def _single_token(self, text: str) -> int:
+        ids = self._llm.tokenize(text.encode(), add_bos=False, special=True)
+        if len(ids) != 1:  # a different model family: "none" could not be enforced
+            raise ProviderError(f"{self.name}: {text!r} is not one token in this model ({ids})")
+        return int(ids[0])
+
+    def _no_call(self) -> LogitsProcessorList:
+        """Logits processor of a ``"none"`` reply: no ``<tool_call>`` token anywhere and no
+        ``{`` as the first token (the bare-JSON form of a call), so the model answers in words.
+        Cheap: ~130 of the 152k logits are touched, unlike a grammar."""
+        first = [True]
+
+        def forbid(_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]) -> npt.NDArray[np.single]:
+            scores[self._tag_id] = -math.inf
+            if first[0]:
+                scores[self._brace_ids] = -math.inf
+                first[0] = False
+            return scores
+
+        return LogitsProcessorList([forbid])
+
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
 
     # -- generation (worker thread) ---------------------------------------------------------
 
-    def _completion(self, prompt: str, grammar: Any, max_tokens: int) -> Iterator[str]:
+    def _completion(
+        self,
+        prompt: str,
+        grammar: Any,
+        max_tokens: int,
+        *,
+        greedy: bool = False,
+        stop: Sequence[str] = (),
+        logits_processor: LogitsProcessorList | None = None,
+    ) -> Iterator[str]:
         chunks = self._llm.create_completion(
             prompt,
             max_tokens=max_tokens,
-            temperature=0.0 if grammar is not None else self.temperature,
+            temperature=0.0 if grammar is not None or greedy else self.temperature,
             repeat_penalty=1.1,
-            stop=STOP,
+            stop=[*STOP, *stop],
             stream=True,
             grammar=grammar,
+            logits_processor=logits_processor,
         )
         stream = cast(Iterator[dict[str, Any]], chunks)
         try:
@@ -283,20 +341,57 @@ class LlamaLLM:
             if close is not None:
                 close()
 
+    def _forced(
+        self, prompt: str, tool: ToolSchema, stop: threading.Event, emit: Callable[[LLMEvent], None]
+    ) -> None:
+        """A reply that must call ``tool``: pre-filled call, arguments written freely; the
+        one-tool grammar only if they are malformed (see the module docstring)."""
+        produced = 0
+        head = forced_call_prefix(tool.name)
+        raw = head[len(TOOL_TAG) + 1 :]
+        end = TOOL_TAG.replace("<", "</")
+        for piece in self._completion(prompt + head, None, 128, greedy=True, stop=[end]):
+            if stop.is_set():
+                return
+            produced += 1
+            raw += piece
+        call = parse_call(raw, [tool])
+        if call is None:
+            self.grammar_retries += 1
+            raw = ""
+            for piece in self._completion(prompt + TOOL_TAG + "\n", self._grammar([tool]), 256):
+                if stop.is_set():
+                    return
+                produced += 1
+                raw += piece
+            call = parse_call(raw, [tool])
+            if call is None:
+                raise ProviderError(f"{self.name}: tool call cut short: {raw[:200]!r}")
+        emit(call)
+        emit(Usage(self.count_tokens(prompt), produced))
+
     def _turn(
         self,
         prompt: str,
         tools: Sequence[ToolSchema],
         stop: threading.Event,
         emit: Callable[[LLMEvent], None],
+        choice: ToolChoice = "auto",
     ) -> None:
         """One reply: stream text, or collect a tool call (see the module docstring)."""
+        if tools and choice not in ("auto", "none"):
+            self._forced(prompt, next(t for t in tools if t.name == choice), stop, emit)
+            return
+        words_only = choice == "none" and bool(tools)
+        if words_only:
+            tools = ()
         produced = 0
         said = ""  # text streamed so far
         held = ""  # text not streamed yet: could be the start of a tool call
         tool_prefix: str | None = None  # set once the reply turned out to be a tool call
         raw = ""  # the tool call as generated freely
-        for piece in self._completion(prompt, None, self.max_tokens):
+        no_call = self._no_call() if words_only else None
+        for piece in self._completion(prompt, None, self.max_tokens, logits_processor=no_call):
             if stop.is_set():
                 return
             produced += 1
@@ -347,6 +442,7 @@ class LlamaLLM:
         self,
         prompt: str,
         tools: Sequence[ToolSchema],
+        choice: ToolChoice,
         stop: threading.Event,
         loop: asyncio.AbstractEventLoop,
         queue: asyncio.Queue[LLMEvent | BaseException | None],
@@ -356,7 +452,7 @@ class LlamaLLM:
 
         try:
             if not stop.is_set():  # closed while queued behind another turn: skip
-                self._turn(prompt, tools, stop, emit)
+                self._turn(prompt, tools, stop, emit, choice)
         except Exception as exc:
             loop.call_soon_threadsafe(queue.put_nowait, exc)
         finally:
@@ -365,15 +461,22 @@ class LlamaLLM:
     # -- LLM protocol -----------------------------------------------------------------------
 
     def chat(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSchema] = (),
+        *,
+        tool_choice: ToolChoice = "auto",
     ) -> AsyncIterator[LLMEvent]:
-        return self._stream(self.render(messages, tools), list(tools))
+        """The prompt's tools block is ``tools`` whatever ``tool_choice`` is (the cached prefix
+        stays valid); the choice only steers decoding."""
+        choice = check_tool_choice(tool_choice, tools)
+        return self._stream(self.render(messages, tools), list(tools), choice)
 
-    async def _stream(self, prompt: str, tools: list[ToolSchema]) -> AsyncIterator[LLMEvent]:
+    async def _stream(self, prompt: str, tools: list[ToolSchema], choice: ToolChoice) -> AsyncIterator[LLMEvent]:
         stop = threading.Event()
         queue: asyncio.Queue[LLMEvent | BaseException | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        self.executor.submit(self._worker, prompt, tools, stop, loop, queue)
+        self.executor.submit(self._worker, prompt, tools, choice, stop, loop, queue)
         try:
             while (item := await queue.get()) is not None:
                 if isinstance(item, ProviderError):

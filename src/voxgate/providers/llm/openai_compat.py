@@ -35,8 +35,10 @@ from voxgate.providers.base import (
     ProviderTimeout,
     TextDelta,
     ToolCall,
+    ToolChoice,
     ToolSchema,
     Usage,
+    check_tool_choice,
 )
 
 _EXCERPT = 300
@@ -72,6 +74,14 @@ def tool_to_wire(t: ToolSchema) -> dict[str, Any]:
         "type": "function",
         "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
     }
+
+
+def tool_choice_to_wire(choice: ToolChoice) -> str | dict[str, Any]:
+    """OpenAI's ``tool_choice``: ``"auto"``, ``"none"`` or ``{"type": "function", "function":
+    {"name": ...}}`` for one named tool."""
+    if choice in ("auto", "none"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
 
 
 @dataclass(slots=True)
@@ -155,9 +165,18 @@ class OpenAICompatLLM:
             await self._client.aclose()
 
     def build_request(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSchema] = (),
+        *,
+        tool_choice: ToolChoice = "auto",
     ) -> dict[str, Any]:
-        """The JSON body sent for one turn (public so tests and logs can inspect it)."""
+        """The JSON body sent for one turn (public so tests and logs can inspect it).
+
+        ``tool_choice`` goes on the wire only with tools and when it is not ``"auto"`` (the
+        API's default then): OpenAI rejects a ``tool_choice`` without ``tools``, and some
+        compatible servers do not know the field at all, which only matters when it is used."""
+        choice = check_tool_choice(tool_choice, tools)
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [message_to_wire(m) for m in messages],
@@ -167,13 +186,19 @@ class OpenAICompatLLM:
             body["stream_options"] = {"include_usage": True}
         if tools:
             body["tools"] = [tool_to_wire(t) for t in tools]
+            if choice != "auto":
+                body["tool_choice"] = tool_choice_to_wire(choice)
         body.update(self._extra)
         return body
 
     def chat(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSchema] = (),
+        *,
+        tool_choice: ToolChoice = "auto",
     ) -> AsyncIterator[LLMEvent]:
-        return self._stream(self.build_request(messages, tools))
+        return self._stream(self.build_request(messages, tools, tool_choice=tool_choice))
 
     async def _stream(self, body: dict[str, Any]) -> AsyncIterator[LLMEvent]:
         try:
