@@ -45,7 +45,6 @@ from voxgate.observability.metrics import count_rejection
 from voxgate.rtp.dtmf import DTMF_DIGITS
 from voxgate.sip.auth import authorize
 from voxgate.sip.dialog import AckTimeout, Dialog, DialogState
-from voxgate.sip.errors import SipParseError
 from voxgate.sip.message import SipRequest, SipResponse, make_response
 from voxgate.sip.offer_answer import MediaSession, NegotiatedMedia, NegotiationError
 from voxgate.sip.requests import build_cancel, new_branch, new_tag
@@ -61,71 +60,38 @@ from voxgate.sip.session_timer import (
     negotiate_uas,
     retry_with_interval,
 )
+from voxgate.sip.signalling import (
+    ALLOW,
+    SUPPORTED,
+    allows,
+    bye_reason,
+    end_reason_for_status,
+    parse_dtmf_info,
+    refer_user,
+    sipfrag_status,
+)
 from voxgate.sip.transaction import Transmit
 from voxgate.sip.transport import Peer
 from voxgate.sip.trunk import build_trunk_invite, build_user_invite
-from voxgate.sip.uri import SipUri, parse_name_addr
+from voxgate.sip.uri import SipUri
 
 if TYPE_CHECKING:
     from voxgate.sip.endpoint import SipEdge
     from voxgate.sip.media import NetworkReport, RtpSession
 
-__all__ = ["SipCall", "SipControl", "bye_reason", "end_reason_for_status"]
+__all__ = [
+    "ALLOW",
+    "SUPPORTED",
+    "SipCall",
+    "SipControl",
+    "bye_reason",
+    "end_reason_for_status",
+    "parse_dtmf_info",
+]
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE"
-SUPPORTED = "timer"
-"""Option tags we implement: session timers (RFC 4028). Not 100rel: an INVITE that requires
-reliable provisional responses (RFC 3262) gets 420, since we never need to send SDP or
-anything else in a 1xx (we answer at once or ring without early media)."""
 CallState = Literal["incoming", "dialing", "ringing", "answered", "ended"]
-_STATUS_REASONS = {
-    408: "no_answer", 480: "no_answer", 486: "busy", 600: "busy", 487: "cancelled",
-    603: "declined", 404: "not_found", 484: "not_found", 503: "unavailable",
-    488: "incompatible_media", 606: "incompatible_media", 422: "session_interval_too_small",
-}  # fmt: skip
-
-
-def end_reason_for_status(status: int) -> str:
-    """The session end reason for a final failure response to our INVITE."""
-    return _STATUS_REASONS.get(status, f"failed_{status}")
-
-
-_BYE_CAUSES = {
-    "incompatible_media": "SIP;cause=488", "ack_without_answer": "SIP;cause=488",
-    "ack_timeout": "SIP;cause=408", "session_expired": "SIP;cause=408",
-    "media_timeout": "Q.850;cause=41",
-}  # fmt: skip
-"""Reason (RFC 3326) our BYE carries per end reason; anything else is a normal clearing
-(Q.850 cause 16). Failures say which SIP error ended the call, so the far end's CDRs and
-support staff see why."""
-
-
-def bye_reason(end_reason: str | None) -> str:
-    """The Reason header value for our BYE ending a session for ``end_reason``."""
-    cause = _BYE_CAUSES.get(end_reason or "", "Q.850;cause=16")
-    text = (end_reason or "normal").replace('"', "")
-    return f'{cause};text="{text}"'
-
-
-def parse_dtmf_info(content_type: str | None, body: bytes) -> tuple[str, int] | None:
-    """Digit and duration (ms) of an INFO body (``application/dtmf-relay`` or ``/dtmf``)."""
-    text = body.decode("utf-8", "replace")
-    if content_type == "application/dtmf-relay":
-        fields: dict[str, str] = {}
-        for line in text.splitlines():
-            name, _, value = line.partition("=")
-            fields[name.strip().lower()] = value.strip()
-        digit, duration = fields.get("signal", ""), fields.get("duration", "250")
-    elif content_type == "application/dtmf":
-        digit, duration = text.strip(), "250"
-    else:
-        return None
-    digit = {"10": "*", "11": "#"}.get(digit, digit).upper()
-    if len(digit) != 1 or digit not in DTMF_DIGITS:
-        return None
-    return digit, int(duration) if duration.isdigit() else 250
 
 
 class SipControl:
@@ -217,6 +183,10 @@ class SipCall:
         """Answer ``invite`` (already authenticated), then run until the call ends."""
         self.invite, self.invite_key = invite, key
         edge = self.edge
+        if invite.contact is None:  # section 8.1.1.8: no dialog (and no BYE) without it
+            count_rejection("sip")
+            self._reject(400, "Missing Contact")
+            return
         try:
             offer = SessionDescription.parse(invite.body) if invite.body else None
         except SdpParseError:
@@ -231,7 +201,7 @@ class SipCall:
         if isinstance(timer, TooSmall):
             self._reject(422, headers=timer.headers())
             return
-        self._peer_allows_update = _allows(invite, "UPDATE")
+        self._peer_allows_update = allows(invite, "UPDATE")
         try:
             port = await self.media.open()
         except OSError:
@@ -400,7 +370,7 @@ class SipCall:
             self.session.end("incompatible_media")
             await self._finish()
             return
-        self._peer_allows_update = _allows(response, "UPDATE")
+        self._peer_allows_update = allows(response, "UPDATE")
         try:
             timer = negotiate_uac(response)
         except ValueError:
@@ -757,7 +727,7 @@ class SipCall:
 
     def _on_refer(self, request: SipRequest) -> None:
         """A far end asks us to call someone (RFC 3515): only targets listed in config."""
-        target = _refer_user(request.headers.get("Refer-To"))
+        target = refer_user(request.headers.get("Refer-To"))
         if target is None or target not in self.edge.options.refer_targets:
             log.info("sip call %s: REFER to %r refused", self.call_id, request.headers.get("Refer-To"))
             count_rejection("sip_refer")
@@ -808,7 +778,7 @@ class SipCall:
             self._reply(request, 481 if event == "refer" else 489)
             return
         self._reply(request, 200)
-        status = _sipfrag_status(request.body)
+        status = sipfrag_status(request.body)
         if status is not None and status >= 200 and not self._refer.done():
             self._refer.set_result(status)
 
@@ -903,30 +873,3 @@ class SipCall:
             await self.wait_finished()
         else:
             raise RuntimeError(f"transfer target answered {status}")
-
-
-def _refer_user(refer_to: str | None) -> str | None:
-    """The user part of a Refer-To (``<sip:1000@host>`` -> ``1000``); None if unusable."""
-    if not refer_to:
-        return None
-    try:
-        uri = parse_name_addr(refer_to).uri
-    except SipParseError:
-        return None
-    return uri.user if isinstance(uri, SipUri) and uri.user else None
-
-
-def _allows(message: SipRequest | SipResponse, method: str) -> bool:
-    """Whether ``message``'s Allow lists ``method``."""
-    return any(
-        m.strip().upper() == method for v in message.headers.get_all("Allow") for m in v.split(",")
-    )
-
-
-def _sipfrag_status(body: bytes) -> int | None:
-    """The status code of a ``message/sipfrag`` body (``SIP/2.0 200 OK``), if any."""
-    first = body.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-    parts = first.split()
-    if len(parts) >= 2 and parts[0].upper() == "SIP/2.0" and parts[1].isdigit():
-        return int(parts[1])
-    return None

@@ -26,9 +26,7 @@ import asyncio
 import ipaddress
 import logging
 import secrets
-import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from voxgate.calls.manager import CallManager
@@ -38,12 +36,12 @@ from voxgate.observability.metrics import count_rejection
 from voxgate.observability.observer import CallObserver
 from voxgate.sip.auth import DigestChallenger, Password
 from voxgate.sip.call import ALLOW, SUPPORTED, SipCall
+from voxgate.sip.edge_options import SipEdgeOptions
 from voxgate.sip.errors import SipParseError
-from voxgate.sip.media import MediaClock, MediaOptions, NetworkReport, PortPool, RtpSession
+from voxgate.sip.media import MediaClock, NetworkReport, PortPool, RtpSession
 from voxgate.sip.message import SipMessage, SipRequest, SipResponse, make_response
-from voxgate.sip.offer_answer import MediaCapabilities
+from voxgate.sip.ratelimit import SourceRateLimiter
 from voxgate.sip.registrar import NotRegistered, Registrar
-from voxgate.sip.session_timer import SessionTimerPolicy
 from voxgate.sip.transaction import (
     RequestReceived,
     ResponseReceived,
@@ -61,86 +59,6 @@ from voxgate.sip.uri import NameAddress, SipUri, parse_uri
 __all__ = ["SipEdge", "SipEdgeOptions", "start_sip_edge"]
 
 log = logging.getLogger(__name__)
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(slots=True)
-class SipEdgeOptions:
-    """What the edge needs from ``Settings``, resolved once (tests build it directly)."""
-
-    host: str = "127.0.0.1"
-    advertised_host: str = "127.0.0.1"
-    ports: dict[str, int] = field(default_factory=lambda: {"udp": 5060, "tcp": 5060})
-    allowed: list[Network] = field(default_factory=list)
-    realm: str = "voxgate"
-    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
-    users: dict[str, str] = field(default_factory=dict)
-    trunks: list[SipTrunk] = field(default_factory=list)
-    sample_rate: int = 16000
-    answer_delay_s: float = 0.0
-    max_calls: int = 1000
-    rate_per_source: float = 10.0
-    caps: MediaCapabilities = field(default_factory=MediaCapabilities)
-    media: MediaOptions = field(default_factory=MediaOptions)
-    rtp_ports: tuple[int, int] = (20000, 20999)
-    register_expires: tuple[int, int] = (60, 3600)
-    tls_context: ssl.SSLContext | None = None
-    contact_user: str = "voxgate"
-    session_timer: SessionTimerPolicy = field(default_factory=SessionTimerPolicy)
-    refer_targets: frozenset[str] = frozenset()
-    """Refer-To users an inbound REFER may make us call; empty: every REFER gets 403."""
-    """RFC 4028 policy; ``Settings`` keeps Min-SE >= 90 s, tests build shorter ones here."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SipEdgeOptions:
-        sip, media = settings.sip, settings.media
-        wildcard = sip.host in ("0.0.0.0", "::")
-        advertised = sip.public_host or ("127.0.0.1" if wildcard else sip.host)
-        ports: dict[str, int] = {t: (sip.tls_port if t == "tls" else sip.port) for t in sip.transports}
-        tls = None
-        if "tls" in ports:
-            if sip.tls_cert is None or sip.tls_key is None:
-                raise ValueError("sip.transports has 'tls' but sip.tls_cert/tls_key are not set")
-            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.load_cert_chain(sip.tls_cert, sip.tls_key)
-        allowed = [ipaddress.ip_network(n, strict=False) for n in sip.allowed_sources]
-        for trunk in sip.trunks:
-            allowed += [ipaddress.ip_network(n, strict=False) for n in trunk.allowed_ips]
-        users = {u.username: u.password.get_secret_value() for u in sip.users}
-        for trunk in sip.trunks:
-            if trunk.username and trunk.password:
-                users.setdefault(trunk.username, trunk.password.get_secret_value())
-        return cls(
-            host=sip.host, advertised_host=advertised, ports=ports, allowed=allowed,
-            realm=sip.realm, digest_algorithms=tuple(sip.digest_algorithms), users=users, trunks=list(sip.trunks), sample_rate=sip.sample_rate,
-            answer_delay_s=sip.answer_delay_s, max_calls=sip.max_calls,
-            rate_per_source=sip.invite_rate_per_source,
-            caps=MediaCapabilities(srtp=sip.srtp),
-            media=MediaOptions(
-                jitter_min_ms=media.jitter_min_ms, jitter_max_ms=media.jitter_max_ms,
-                media_timeout_s=media.media_timeout_s,
-            ),
-            rtp_ports=(media.rtp_port_min, media.rtp_port_max),
-            register_expires=(sip.register_min_expires, sip.register_max_expires),
-            tls_context=tls,
-            refer_targets=frozenset(sip.refer_targets),
-            session_timer=SessionTimerPolicy(
-                enabled=sip.session_timers, interval=max(sip.session_expires, sip.session_min_se),
-                min_se=sip.session_min_se,
-            ),
-        )  # fmt: skip
-
-
-class _Bucket:
-    """Token bucket per source address: ``rate``/s, burst ``2 * rate``."""
-
-    __slots__ = ("stamp", "tokens")
-
-    def __init__(self, tokens: float, stamp: float) -> None:
-        self.tokens = tokens
-        self.stamp = stamp
-
 
 class _Waiter:
     __slots__ = ("future", "on_provisional")
@@ -190,7 +108,7 @@ class SipEdge:
         the caller's BYE would otherwise start a ghost call (found under sipp load). The CSeq
         lets a new INVITE of the same dialog attempt through (the retry after a 422)."""
         self._waiters: dict[tuple[str, ...], _Waiter] = {}
-        self._buckets: dict[str, _Bucket] = {}
+        self._limiter = SourceRateLimiter(options.rate_per_source)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pumping = False
@@ -488,19 +406,7 @@ class SipEdge:
         return any(address in net for net in self.options.allowed)
 
     def _rate_ok(self, source: Peer) -> bool:
-        rate = self.options.rate_per_source
-        now = self.now()
-        bucket = self._buckets.get(source.host)
-        if bucket is None:
-            if len(self._buckets) > 10000:
-                self._buckets.clear()  # bounded memory under a spoofed-source flood
-            bucket = self._buckets[source.host] = _Bucket(2 * rate, now)
-        bucket.tokens = min(2 * rate, bucket.tokens + (now - bucket.stamp) * rate)
-        bucket.stamp = now
-        if bucket.tokens < 1:
-            return False
-        bucket.tokens -= 1
-        return True
+        return self._limiter.allow(source.host, self.now())
 
     def _authenticate(self, request: SipRequest, source: Peer, *, always: bool) -> str | None:
         """The authenticated username ("" for a trusted source), or None when answered."""

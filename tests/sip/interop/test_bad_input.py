@@ -91,7 +91,9 @@ async def test_garbage_answered_or_dropped_while_a_call_runs() -> None:
     assert finals["bad1"].startswith(b"SIP/2.0 400")  # Content-Length beyond the datagram
     assert finals["bad2"].startswith(b"SIP/2.0 400")  # missing From/To/Call-ID
     assert finals["bad3"].startswith(b"SIP/2.0 505")
-    assert finals["bad4"].startswith(b"SIP/2.0 488")  # huge but valid: parsed, no SDP offer
+    # Huge but parsed: answered (an INVITE without Contact cannot make a dialog, RFC 3261
+    # 8.1.1.8; without SDP it would otherwise be a delayed offer, answered 200 + offer).
+    assert finals["bad4"].startswith(b"SIP/2.0 400 Missing Contact")
     assert "bad5" not in finals or finals["bad5"].startswith(b"SIP/2.0 4")
     assert edge.rejected - before >= 5
 
