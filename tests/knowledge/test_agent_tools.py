@@ -346,3 +346,14 @@ def test_unsure_route_is_a_hint_with_every_tool() -> None:
     assert {"check_order", "end_call"} <= {t.name for t in tools}
     assert llm.tool_choices[0] == "auto"
     assert messages[-1].content.endswith("(use the check_order tool)")
+
+
+def test_llm_prewarm_reads_the_same_tools_block_as_the_turns() -> None:
+    router = KeywordRouter([(r"\border\b", "check_order")])
+    llm = FakeLLM(order_bot)
+    settings = AgentSettings(early_intent=False, prewarm_llm=True)
+    result, _, _ = run(["Where is my order four five six?"], llm, Knowledge(tools=orders(), router=router), settings=settings)
+    assert result.errors == []
+    (warm_msgs, warm_tools), (turn_msgs, turn_tools) = llm.calls[0], llm.calls[1]
+    assert warm_msgs[-1].content == "Hello." and llm.tool_choices[:2] == ["none", "check_order"]
+    assert warm_tools == turn_tools and warm_msgs[0] == turn_msgs[0]  # one cached system+tools prefix

@@ -430,10 +430,12 @@ class AgentPipeline:
             self._spec = None
 
     async def _prewarm_llm(self) -> None:
-        """Have a local LLM read the system prompt (and any resumed history) while the
-        greeting plays, so the first answer does not pay for it; stop at the first token."""
+        """Have a local LLM read the system prompt with the call's tools block (and any resumed
+        history) while the greeting plays, so the first answer, and the first tool call, do
+        not pay for it (~5-7 s for the tools block on two cores); stop at the first token."""
         prompt = self.history.prompt(self._system_prompt, ChatMessage("user", "Hello."))
-        stream = self.providers.llm.chat(prompt)
+        tools = self._knowledge.schemas() if self._knowledge is not None else ()
+        stream = self.providers.llm.chat(prompt, tools, tool_choice="none") if tools else self.providers.llm.chat(prompt)
         try:
             async for _ in stream:
                 break

@@ -29,7 +29,7 @@ Design choices, each for latency on two shared cores:
   the same tools every turn keeps one cached system+tools prefix (a narrowed tool list
   changed the system block: ~1.5 s of prompt re-read for a one-tool turn, ~5 s for the
   seven-tool turn after it, bench/tool_calls.py). A named tool: the reply is pre-filled
-  with ``<tool_call>\n{"name": "<tool>", "arguments": `` and the model writes only the
+  with ``<tool_call>\n{"name": "<tool>", "arguments":`` and the model writes only the
   arguments, freely and greedily (the one-tool grammar is the redo if they are malformed).
   ``"none"``: a logits processor forbids the ``<tool_call>`` token everywhere and a ``{``
   as the first token, so the reply is words.
@@ -149,8 +149,11 @@ def render_chatml(
 def forced_call_prefix(name: str) -> str:
     """What a reply forced to call ``name`` is pre-filled with (the model writes the rest:
     the arguments object, the closing brace and ``</tool_call>``), in the exact format the
-    template renders calls in, so the model continues a call it has seen thousands of."""
-    return f'{TOOL_TAG}\n{{"name": "{name}", "arguments": '
+    template renders calls in, so the model continues a call it has seen thousands of. It
+    stops at ``:``, a token boundary: with the space pre-filled as well the model must go on
+    from an unusual tokenization (`` {`` is one token) and wrote ``4, "type": "object"}``
+    instead of the arguments object (bench/tool_calls.py, set C)."""
+    return f'{TOOL_TAG}\n{{"name": "{name}", "arguments":'
 
 
 def call_schema(tools: Sequence[ToolSchema]) -> dict[str, Any]:
