@@ -3,8 +3,8 @@
 A 0.5B model picks the wrong one of seven similar tools far more often than it copies
 arguments wrongly, and it calls tools on questions ("how much is a cleaning?" ->
 ``check_availability``). So the turn is routed first, by how people phrase each request to a
-dental office, and the model is then offered only the routed tool, or no tool for a
-question (``voxgate.knowledge.runtime.Route``):
+dental office, and the model is then made to call the routed tool, or to answer a question
+in words (``tool_choice``; ``voxgate.knowledge.runtime.Route``):
 
 1. questions about the clinic (prices, fees, policies, hours, insurance, where) -> no tool,
    unless the caller also names a time of day (a request, then);

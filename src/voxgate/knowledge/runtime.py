@@ -86,7 +86,7 @@ class KeywordRouter:
     fee is not a cancellation). A 0.5B model picks the wrong one of seven similar tools
     ("move my appointment" -> book) far more often than it copies arguments wrongly
     (bench/tool_calls.py), and a precise pattern is right when it matches: its routes are
-    sure (``sure``), so the model is offered only that tool.
+    sure (``sure``), so the model is made to call that tool (``tool_choice``).
     """
 
     def __init__(self, rules: Sequence[tuple[str, str | None]], *, sure: bool = True) -> None:
