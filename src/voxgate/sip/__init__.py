@@ -2,10 +2,12 @@
 
 Pure code: bytes and times in, messages, events and timers out. No sockets, no asyncio, no
 clock reads. The asyncio edge lives beside it and is imported explicitly, never from here:
-``endpoint`` (``SipEdge``, ``start_sip_edge``), ``transport`` (UDP/TCP/TLS), ``call`` (one
-call's flow), ``media`` (RTP session; its pure half is ``rtp_stream``), and the pure
-``registrar`` and ``trunk``. The core's public surface is re-exported here; each module owns
-one concern:
+``endpoint`` (``SipEdge``, ``start_sip_edge``; its settings resolved in ``edge_options``),
+``transport`` (UDP/TCP/TLS), ``call`` (one call's flow), ``media`` (RTP session; its pure half
+is ``rtp_stream``), and the pure ``registrar``, ``trunk``, ``ratelimit`` (per-source token
+buckets), ``session_timer`` (RFC 4028) and ``signalling`` (what calls say: Allow/Supported,
+end reasons, BYE Reason, sipfrag). The core's public surface is re-exported here; each module
+owns one concern:
 
 * ``message`` / ``headers`` / ``uri``: the wire format (RFC 3261 sections 7, 19, 20);
 * ``sdp`` / ``offer_answer``: session descriptions (RFC 4566) and negotiation (RFC 3264);
