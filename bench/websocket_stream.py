@@ -155,16 +155,9 @@ def run_server(port: int) -> None:
     settings = load_settings()
     settings.auth.api_tokens = [SecretStr(TOKEN)]
 
-    from voxgate.calls.session import CallSession
+    from voxgate.calls.echo import EchoApp
 
-    class Echo:
-        name = "echo"
-
-        async def run(self, session: CallSession) -> None:
-            async for frame in session.audio():
-                session.sink.write(frame)
-
-    manager = CallManager(Router([], {"agent": lambda rule: Echo()}))
+    manager = CallManager(Router([], {"agent": lambda rule: EchoApp()}))
     app = create_app(settings, manager)
     uvicorn.run(
         app,

@@ -12,7 +12,7 @@ of tool, retrieval and rule logic:
   tool, "none" for a question, or "auto"; the tools offered are always all of them, so the
   prompt's tools block, and the LLM's cached prefix, never change) and retrieval; the passages go into the LLM
   context just before the caller's question (the stable prefix stays in the LLM's prompt
-  cache) and onto the turn record for audit (``augment`` is its messages alone);
+  cache) and onto the turn record for audit;
 - ``run(call, say)``: one tool call with the filler policy;
 - ``run_deferred()``: call-control actions once the reply has been spoken;
 - ``redact``: applied to everything the history persists.
@@ -302,10 +302,6 @@ class CallKnowledge:
 
     def schemas(self) -> Sequence[ToolSchema]:
         return self.tools.schemas()
-
-    async def augment(self, messages: Sequence[ChatMessage], record: TurnRecord) -> list[ChatMessage]:
-        """``prepare``'s messages alone (the route hint, or retrieved passages)."""
-        return (await self.prepare(messages, record)).messages
 
     async def prepare(self, messages: Sequence[ChatMessage], record: TurnRecord) -> TurnPlan:
         """The plan of one reply (see ``TurnPlan``):
