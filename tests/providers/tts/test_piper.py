@@ -25,12 +25,13 @@ async def test_round_trip_through_whisper(piper: PiperTTS, whisper: WhisperSTT) 
     assert 2.0 < pcm.shape[0] / 22050 < 8.0
     heard = await whisper.transcribe_async(soxr.resample(pcm, 22050, 16000).astype(np.float32))
     words = heard.text.lower()
-    for w in ("cleaning", "booked", "anything"):
-        assert w in words, heard.text
     # Piper samples its prosody (noise_scale) on every call, so a short word can come out
-    # slurred: Whisper tiny once heard "Tuesday at three" as "two-stay-at-three". One of the
-    # two still has to be heard.
-    assert "tuesday" in words or "three" in words, heard.text
+    # slurred and Whisper tiny mishears it: "Tuesday at three" once came back as
+    # "two-stay-at-three", "is booked" as "his book". So the test asks for most of the
+    # content words (by stem), not each of them; silence or a wrong sentence still fails.
+    stems = (("clean",), ("book",), ("tuesday",), ("three", "3"), ("anything",), ("else",))
+    heard_stems = [s for s in stems if any(alt in words for alt in s)]
+    assert len(heard_stems) >= 5, heard.text
 
 
 async def test_closing_stops_between_pieces(
