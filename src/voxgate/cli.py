@@ -17,6 +17,9 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config file")
     parser.add_argument("--host", help="HTTP bind address (server.host)")
     parser.add_argument("--port", type=int, help="HTTP port (server.port)")
+    parser.add_argument(
+        "--workers", type=int, help="processes serving the node, one per core (server.workers)"
+    )
     parser.add_argument("--sip-port", type=int, help="SIP port (sip.port)")
     parser.add_argument("--no-sip", action="store_true", help="do not start the SIP edge")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -30,6 +33,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         server["host"] = args.host
     if args.port is not None:
         server["port"] = args.port
+    if getattr(args, "workers", None) is not None:
+        server["workers"] = args.workers
     sip: dict[str, Any] = {}
     if args.sip_port is not None:
         sip["port"] = args.sip_port

@@ -14,7 +14,15 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,6 +61,11 @@ class ServerSettings(_Section):
     public_url: str | None = None
     """How callers' apps reach this server (used in TwiML and printed URLs)."""
     drain_timeout_s: float = Field(30.0, ge=0, le=3600)
+    workers: int = Field(1, ge=1, le=64)
+    """Processes serving this node, one per core: 1 runs everything in this process (no
+    supervisor). More needs ``cluster.redis_url``: each worker is a cluster node
+    (``<node_id>-w<k>``) sharing the HTTP port, and only the cluster registry lets the API of
+    whichever worker a request lands on reach calls owned by the others."""
 
     _host = field_validator("host")(_check_host)
 
@@ -300,6 +313,19 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
+    @model_validator(mode="after")
+    def _workers_need_cluster(self) -> Settings:
+        """Refused rather than run half-working: without the registry, ``GET``/``POST
+        /v1/calls/{id}`` on worker A cannot see or control a call owned by worker B."""
+        if self.server.workers > 1 and not self.cluster.redis_url:
+            raise ValueError(
+                f"server.workers = {self.server.workers} needs cluster.redis_url: each worker "
+                "is a cluster node, and the API of the worker a request lands on reaches "
+                "calls owned by the other workers only through the Redis call registry "
+                "(set cluster.redis_url, or server.workers = 1)"
+            )
+        return self
+
     def ensure_api_token(self) -> str | None:
         """Generate a token when none is configured; returns it so it can be shown once."""
         if self.auth.api_tokens:
@@ -311,6 +337,8 @@ class Settings(BaseSettings):
 
 def _describe(error: Any) -> str:
     loc = ".".join(str(part) for part in error["loc"])
+    if not loc:  # a check across sections (model validator): its message names the keys
+        return "config: " + str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
     if error["type"] == "extra_forbidden":
         return f"config key '{loc}': unknown key (value {value!r}); check the spelling"

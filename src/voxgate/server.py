@@ -2,7 +2,9 @@
 
 Start-up order matters for latency: models load before the first call is accepted, so no
 caller waits for a cold model. SIGTERM drains: readiness turns false, new calls are refused,
-active calls get ``server.drain_timeout_s`` to finish.
+active calls get ``server.drain_timeout_s`` to finish. With ``server.workers > 1``, ``run``
+hands over to ``voxgate.workers``: a supervisor and N worker processes, each running
+:func:`run_node`, i.e. exactly this node.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -97,11 +100,32 @@ class _Server(uvicorn.Server):
 
 
 async def serve(settings: Settings) -> None:
-    from voxgate.node import Node
-
+    """``voxgate serve`` with ``server.workers = 1``: token, node, banner, all here."""
     generated = settings.ensure_api_token()
     print("voxgate: starting (loading models the first time takes a few seconds)", flush=True)
-    node = await Node.create(settings, progress=lambda line: print(f"  {line}", flush=True))
+
+    def ready(sip_uri: str | None) -> None:
+        print(banner(settings, generated, sip_uri), flush=True)
+
+    await run_node(settings, progress=lambda line: print(f"  {line}", flush=True), on_ready=ready)
+
+
+async def run_node(
+    settings: Settings,
+    *,
+    progress: Callable[[str], None],
+    on_ready: Callable[[str | None], None],
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    """Build the node, serve HTTP, start the edges, call ``on_ready(sip_uri)``, then run
+    until SIGTERM/SIGINT and drain.
+
+    Shared by the single process and each worker of ``server.workers > 1``
+    (``voxgate.workers``), so a worker is exactly today's node; ``sockets`` are the
+    listening sockets a worker inherits from its supervisor instead of binding the port."""
+    from voxgate.node import Node
+
+    node = await Node.create(settings, progress=progress)
     config = http_config(settings, node.app)
     config.load()
     freeze_startup_heap()
@@ -111,7 +135,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    server_task = asyncio.create_task(server.serve())
+    server_task = asyncio.create_task(server.serve(sockets=sockets))
     while not server.started:
         if server_task.done():
             await server_task
@@ -125,8 +149,7 @@ async def serve(settings: Settings) -> None:
         await server_task
         await node.stop()
         raise SystemExit(f"voxgate: SIP edge failed to start: {exc}") from None
-    sip_uri = node.sip_edge.uri if node.sip_edge is not None else None
-    print(banner(settings, generated, sip_uri), flush=True)
+    on_ready(node.sip_edge.uri if node.sip_edge is not None else None)
     await stop.wait()
     log.info("draining")
     await node.stop()
@@ -141,6 +164,10 @@ def run(settings: Settings) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations: one line per run is noise
+    if settings.server.workers > 1:
+        from voxgate.workers import supervise
+
+        return supervise(settings)
     loop_kind = _install_uvloop()
     log.info("event loop: %s", loop_kind)
     asyncio.run(serve(settings))

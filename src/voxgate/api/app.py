@@ -13,14 +13,14 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from voxgate import __version__
 from voxgate.api.auth import require_token
 from voxgate.calls.manager import CallManager
 from voxgate.calls.router import Router
 from voxgate.config import Settings
-from voxgate.observability.metrics import REGISTRY, count_rejection
+from voxgate.observability.metrics import count_rejection, exposition
 
 
 def create_app(settings: Settings, manager: CallManager | None = None) -> FastAPI:
@@ -63,7 +63,7 @@ def create_app(settings: Settings, manager: CallManager | None = None) -> FastAP
 
     @app.get("/metrics", dependencies=[Depends(require_token)], include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/info", dependencies=[Depends(require_token)])
     async def info(request: Request) -> dict[str, Any]:

@@ -3,11 +3,20 @@
 One registry per process (not the global default) so tests and embedded uses can build
 several apps without duplicate-metric errors, and so ``/metrics`` exports only voxgate's own
 series plus the process collector.
+
+With ``server.workers > 1`` the supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` before any
+worker imports prometheus_client: every metric's value then lives in a per-process file
+there, and :func:`exposition` (``/metrics``, served by whichever worker the kernel picked)
+reads all workers' files, so a scrape shows the whole node. Gauges say how workers combine
+(``livesum``: the sum over live workers); single-process mode ignores that.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -32,6 +41,7 @@ ACTIVE_CALLS = Gauge(
     "Calls in progress, by edge.",
     ["edge"],
     registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 
 CALLS_TOTAL = Counter(
@@ -104,6 +114,7 @@ SESSION_HEALTH = Gauge(
     "Calls in progress by health: ok, degraded (loss/jitter/underruns over thresholds).",
     ["health"],
     registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 
 JITTER_UNDERRUNS = Counter(
@@ -147,3 +158,17 @@ PROVIDER_FALLBACKS = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+
+
+def exposition() -> bytes:
+    """The ``/metrics`` body: this process's registry, or with ``PROMETHEUS_MULTIPROC_DIR``
+    (``server.workers > 1``) every worker's values merged, so the node answers as one.
+
+    In multiprocess mode the process collector is left out: its CPU and memory would be
+    the scraped worker's alone, mislabelled as the node's."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return generate_latest(REGISTRY)
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(merged)

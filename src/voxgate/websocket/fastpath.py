@@ -85,6 +85,7 @@ FAST_STREAMS = Gauge(
     "voxgate_websocket_fast_streams",
     "WebSocket media streams open on the fast path (outside ASGI).",
     registry=REGISTRY,
+    multiprocess_mode="livesum",  # server.workers > 1: the node's total over live workers
 )
 
 

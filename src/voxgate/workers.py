@@ -1,0 +1,406 @@
+"""``server.workers = N``: one voxgate node served by N processes on the same ports.
+
+Why processes: the media path is CPU-bound Python (frame parsing, codecs, echo/agent work
+per 20 ms frame), so one event loop saturates one core while the others idle (measured in
+``bench/ws_streams.py``: 500 Twilio streams at ~100 % of one core on a 2-core machine).
+The design already treats nodes as stateless media workers coordinated through Redis, so a
+worker here *is* a cluster node (``<node_id>-w<k>``): the call registry tells every worker's
+API where a call lives and the control bus delivers hang-up/transfer/... to its owner.
+
+The supervisor (this module, the process ``voxgate serve`` started):
+
+1. makes the API token once (``Settings.ensure_api_token``) and runs the records database
+   migrations once (N workers migrating one SQLite file at once would race);
+2. binds the HTTP port before any worker exists: one ``SO_REUSEPORT`` socket per worker
+   (``balance="reuseport"``, the default: the kernel hashes each new connection to one
+   worker, which spread long-lived media streams evenly in the measurements) or one socket
+   all workers accept from (``balance="shared"``). The supervisor keeps its copies, so a
+   restarted worker serves the same socket and nothing queued on it is lost;
+3. points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory so ``/metrics`` (whichever
+   worker answers) shows the node: see ``voxgate.observability.metrics.exposition``;
+4. starts N workers (``python -c`` into :func:`worker_main`, never ``fork``: prometheus
+   picks its value storage at import, and a forked copy of a started event loop is unsafe),
+   each given its settings pickled on stdin (``SecretStr`` values intact, no re-reading of
+   files or environment) and its inherited file descriptors by name;
+5. prints the banner once every worker is serving; SIGTERM/SIGINT sends SIGTERM to every
+   worker, each drains as a single node does (``Node.stop``), and the supervisor exits 0
+   when all of them did.
+
+A worker that dies while the node runs is logged and restarted (same index, node id and
+socket; its calls are gone, ``CallRecords.recover_interrupted`` and the registry clean-up
+of the restarted worker close them). The other workers' calls are untouched, which is why
+restarting beats taking the node down. A worker that fails before its first ``ready`` (bad
+port, model missing) or more than ``RESTART_LIMIT`` deaths within ``RESTART_WINDOW_S`` are
+not transient: every worker is stopped and the supervisor exits 1.
+
+SIP: for now only worker 0 runs the SIP edge. Sockets a future SIP front opens before the
+workers start go through :meth:`Supervisor.inherit` and come back in the worker from
+:func:`inherited_socket`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from voxgate.config import Settings
+
+log = logging.getLogger("voxgate.workers")
+
+Balance = Literal["reuseport", "shared"]
+
+RESTART_LIMIT = 5
+"""Deaths within ``RESTART_WINDOW_S`` after which the node stops instead of restarting."""
+RESTART_WINDOW_S = 60.0
+READY_TIMEOUT_S = 600.0
+"""A worker must be serving this long after its start (models load in each worker)."""
+STOP_MARGIN_S = 15.0
+"""Beyond ``server.drain_timeout_s``: a worker still alive then is killed."""
+BACKLOG = 2048  # uvicorn's default
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What one worker is told, pickled to its stdin."""
+
+    index: int
+    settings: Settings
+    fds: dict[str, int]
+    """Inherited descriptors by name: ``http`` (listening socket), ``status`` (pipe the
+    worker writes ``ready <sip uri>`` to), plus any :meth:`Supervisor.inherit` added."""
+
+
+_spec: WorkerSpec | None = None
+
+
+def worker_settings(settings: Settings, index: int) -> Settings:
+    """Worker ``index``'s view of the node: its own cluster node id (records and registry
+    entries name the worker that owns the call) and the SIP edge in worker 0 only."""
+    node_id = f"{settings.cluster.node_id[:60]}-w{index}"
+    update: dict[str, object] = {
+        "cluster": settings.cluster.model_copy(update={"node_id": node_id})
+    }
+    if index > 0:
+        update["sip"] = settings.sip.model_copy(update={"enabled": False})
+    return settings.model_copy(update=update)
+
+
+def bind_http(settings: Settings, count: int, balance: Balance) -> list[socket.socket]:
+    """The node's HTTP listening sockets: ``count`` ``SO_REUSEPORT`` sockets on one port
+    (``reuseport``) or a single one (``shared``). Port 0 picks a port for all of them."""
+    host, port = settings.server.host, settings.server.port
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = info[0]
+
+    def one(port: int) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if balance == "reuseport":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((address[0], port, *address[2:]))
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    first = one(port)
+    out = [first]
+    if balance == "reuseport":
+        actual = int(first.getsockname()[1])
+        try:
+            out += [one(actual) for _ in range(count - 1)]
+        except OSError:
+            for sock in out:
+                sock.close()
+            raise
+    return out
+
+
+async def _migrate_once(settings: Settings) -> list[str]:
+    """Schema migrations before any worker opens the database; also closes the calls a
+    previous single-process run (plain ``node_id``) left open, which no worker would."""
+    from voxgate.observability.records import CallRecords
+
+    records = await CallRecords.open(
+        settings.records.database_url, node_id=settings.cluster.node_id
+    )
+    try:
+        return await records.recover_interrupted()
+    finally:
+        await records.close()
+
+
+@dataclass
+class _Worker:
+    index: int
+    sock: socket.socket
+    proc: asyncio.subprocess.Process | None = None
+    ready_line: str | None = None
+    deaths: list[float] = field(default_factory=list)
+    started_once: bool = False
+
+
+class Supervisor:
+    """Starts, watches and stops the workers of one node (see the module docstring)."""
+
+    def __init__(self, settings: Settings, *, balance: Balance = "reuseport") -> None:
+        self.settings = settings
+        self.balance = balance
+        self.count = settings.server.workers
+        self._inherited: dict[str, socket.socket] = {}
+        self._workers: list[_Worker] = []
+        self._stopping = False
+        self._failed: asyncio.Event | None = None
+        self._metrics_dir: str | None = None
+
+    def inherit(self, name: str, sock: socket.socket) -> None:
+        """Give every worker ``sock`` (opened before the workers start), found there by
+        :func:`inherited_socket` under ``name``: the hook for fronts (SIP) that must hand
+        one port's traffic to several workers."""
+        if name in ("http", "status"):
+            raise ValueError(f"{name!r} is reserved")
+        self._inherited[name] = sock
+
+    def stopping(self) -> bool:
+        """Set once the node stops: a worker exiting then is not restarted."""
+        return self._stopping
+
+    @property
+    def pids(self) -> list[int]:
+        return [
+            w.proc.pid for w in self._workers if w.proc is not None and w.proc.returncode is None
+        ]
+
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; 0 after a clean drain of every worker, else 1."""
+        settings = self.settings
+        generated = settings.ensure_api_token()
+        print(f"voxgate: starting {self.count} workers (each loads its own models)", flush=True)
+        interrupted = await _migrate_once(settings)
+        if interrupted:
+            print(
+                f"  marked {len(interrupted)} call(s) interrupted by the last shutdown", flush=True
+            )
+        socks = bind_http(settings, self.count, self.balance)
+        self._metrics_dir = tempfile.mkdtemp(prefix="voxgate-metrics-")
+        self._failed = asyncio.Event()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        self._workers = [_Worker(k, socks[k % len(socks)]) for k in range(self.count)]
+        keepers = [
+            asyncio.create_task(self._keep(w), name=f"worker-{w.index}") for w in self._workers
+        ]
+        try:
+            started = await self._wait_started(stop)
+            if started:
+                self._banner(generated)
+                waits = [
+                    asyncio.create_task(stop.wait()),
+                    asyncio.create_task(self._failed.wait()),
+                ]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for t in waits:
+                    t.cancel()
+            log.info("stopping %d workers", self.count)
+            clean = await self._stop_all()
+            return 0 if started and clean and not self._failed.is_set() else 1
+        finally:
+            self._stopping = True
+            for keeper in keepers:
+                keeper.cancel()
+            await asyncio.gather(*keepers, return_exceptions=True)
+            for sock in {id(s): s for s in socks}.values():
+                sock.close()
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+
+    async def _wait_started(self, stop: asyncio.Event) -> bool:
+        """True when every worker said ready; False on a stop signal or a failed start."""
+        assert self._failed is not None
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not all(w.started_once for w in self._workers):
+            if stop.is_set() or self._failed.is_set():
+                return False
+            if time.monotonic() > deadline:
+                log.error("workers not serving after %.0f s", READY_TIMEOUT_S)
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def _banner(self, generated: str | None) -> None:
+        from voxgate.server import banner
+
+        first = self._workers[0].ready_line or "-"
+        sip_uri = None if first == "-" else first
+        print(banner(self.settings, generated, sip_uri), flush=True)
+        print(
+            f"  workers       {self.count} processes ({self.balance}), pids "
+            f"{' '.join(map(str, self.pids))}; cluster nodes "
+            f"{self.settings.cluster.node_id[:60]}-w0..w{self.count - 1}"
+            + ("; SIP in w0 only" if sip_uri else ""),
+            flush=True,
+        )
+
+    async def _keep(self, w: _Worker) -> None:
+        """Run worker ``w``; restart it when it dies, unless the node is stopping or the
+        death is not transient (before its first ready, or a crash loop)."""
+        assert self._failed is not None
+        while not self.stopping():
+            code = await self._run_once(w)
+            if self.stopping():
+                return
+            if not w.started_once:
+                log.error(
+                    "worker %d exited with %s before serving; stopping the node", w.index, code
+                )
+                self._failed.set()
+                return
+            now = time.monotonic()
+            w.deaths = [t for t in w.deaths if now - t < RESTART_WINDOW_S] + [now]
+            if len(w.deaths) > RESTART_LIMIT:
+                log.error("worker %d died %d times in %.0f s; stopping the node",
+                          w.index, len(w.deaths), RESTART_WINDOW_S)  # fmt: skip
+                self._failed.set()
+                return
+            log.error("worker %d died (exit %s); restarting it (its calls are lost)", w.index, code)
+
+    async def _run_once(self, w: _Worker) -> int:
+        """Start worker ``w``, note its ready line, return its exit code."""
+        assert self._metrics_dir is not None
+        read_fd, write_fd = os.pipe()
+        fds = {"http": w.sock.fileno(), "status": write_fd}
+        fds.update({name: s.fileno() for name, s in self._inherited.items()})
+        spec = WorkerSpec(w.index, worker_settings(self.settings, w.index), fds)
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "from voxgate.workers import worker_main; raise SystemExit(worker_main())",
+                stdin=asyncio.subprocess.PIPE, pass_fds=tuple(fds.values()), env=env,
+            )  # fmt: skip
+        finally:
+            os.close(write_fd)
+        w.proc = proc
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps(spec))
+        with contextlib.suppress(ConnectionError):
+            await proc.stdin.drain()
+        proc.stdin.close()
+        reader = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+        )
+        try:
+            line = (await reader.readline()).decode().strip()
+            if line.startswith("ready "):
+                w.ready_line = line.removeprefix("ready ")
+                if w.started_once:
+                    log.warning("worker %d restarted (pid %d)", w.index, proc.pid)
+                w.started_once = True
+            return await proc.wait()
+        finally:
+            transport.close()
+            from prometheus_client import multiprocess
+
+            # Its live gauges must stop counting; its counters stay (they happened).
+            multiprocess.mark_process_dead(proc.pid, self._metrics_dir)  # type: ignore[no-untyped-call]
+
+    async def _stop_all(self) -> bool:
+        """SIGTERM every worker (each drains its calls), kill what outlives the grace."""
+        self._stopping = True
+        procs = [w.proc for w in self._workers if w.proc is not None and w.proc.returncode is None]
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        grace = self.settings.server.drain_timeout_s + STOP_MARGIN_S
+        done, pending = await asyncio.wait(
+            [asyncio.create_task(p.wait()) for p in procs], timeout=grace
+        )
+        for proc in procs:
+            if proc.returncode is None:
+                log.error(
+                    "worker pid %d still running %.0f s after SIGTERM; killing it", proc.pid, grace
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        codes = [p.returncode for p in procs]
+        if any(c != 0 for c in codes):
+            log.error("workers exited with %s", codes)
+        return bool(done) and not pending and all(c == 0 for c in codes)
+
+
+def supervise(settings: Settings, *, balance: Balance = "reuseport") -> int:
+    """Run the node as a supervisor plus ``settings.server.workers`` workers."""
+    return asyncio.run(Supervisor(settings, balance=balance).run())
+
+
+# --- the worker side ---------------------------------------------------------------------
+
+
+def inherited_socket(name: str) -> socket.socket | None:
+    """In a worker: the socket the supervisor passed under ``name`` (None if none)."""
+    if _spec is None or name not in _spec.fds:
+        return None
+    return socket.socket(fileno=_spec.fds[name])
+
+
+def _die_with_parent() -> None:
+    """SIGTERM this worker (a drain) when the supervisor dies, even by SIGKILL: an orphan
+    would keep serving a port the operator believes is down."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def worker_main() -> int:
+    """Entry of a worker process: read the spec from stdin, serve the node on the
+    inherited socket, report ``ready`` on the status pipe, drain on SIGTERM."""
+    global _spec
+    parent = os.getppid()
+    _die_with_parent()
+    spec: WorkerSpec = pickle.load(sys.stdin.buffer)
+    _spec = spec
+    settings = spec.settings
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        return 1
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s w{spec.index} %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from voxgate.server import _install_uvloop, run_node
+
+    _install_uvloop()
+    http = socket.socket(fileno=spec.fds["http"])
+    status = os.fdopen(spec.fds["status"], "w")
+
+    def ready(sip_uri: str | None) -> None:
+        status.write(f"ready {sip_uri or '-'}\n")
+        status.flush()
+        status.close()
+
+    def progress(line: str) -> None:
+        print(f"  [w{spec.index}] {line}", flush=True)
+
+    asyncio.run(run_node(settings, progress=progress, on_ready=ready, sockets=[http]))
+    return 0

@@ -1,0 +1,290 @@
+"""``server.workers = 2`` end to end: ``voxgate serve`` as an operator runs it (a real
+supervisor, two worker processes, the session's redis-server, a shared SQLite records file),
+driven over loopback with a websockets Twilio client and plain HTTP.
+
+One node serves the whole module (start-up is the slow part); the tests run in file order:
+streams spread and echo, metrics aggregate, hang-up across workers, a killed worker is
+restarted, SIGTERM drains and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.servers import RedisServer, free_port
+from tests.websocket.helpers import media_msg, start_msg
+from voxgate.cli import main as cli_main
+from voxgate.config import load_settings
+from voxgate.errors import ConfigError
+from voxgate.workers import worker_settings
+
+TOKEN = "workers-test-token"
+STREAMS = 20
+
+
+@dataclass
+class NodeProc:
+    proc: subprocess.Popen[str]
+    port: int
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.output):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not printed; output:\n" + "".join(self.output[-40:]))
+
+    def worker_pids(self) -> set[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return {int(x) for x in path.read_text().split()}
+
+
+def _config(tmp: Path, port: int, redis_url: str, prefix: str) -> Path:
+    cfg = tmp / "voxgate.toml"
+    cfg.write_text(
+        f"""
+log_level = "info"
+[server]
+port = {port}
+workers = 2
+drain_timeout_s = 1
+[auth]
+api_tokens = ["{TOKEN}"]
+[sip]
+enabled = false
+[records]
+database_url = "sqlite+aiosqlite:///{tmp}/records.db"
+recordings_dir = "{tmp}/recordings"
+[providers]
+stt = ["fake"]
+llm = ["fake"]
+tts = ["fake"]
+vad = "webrtc"
+[cluster]
+redis_url = "{redis_url}"
+node_id = "wt"
+key_prefix = "{prefix}"
+heartbeat_s = 0.3
+heartbeat_timeout_s = 3
+[[routes]]
+edge = "websocket"
+app = "echo"
+"""
+    )
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def node(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProc]:
+    tmp = tmp_path_factory.mktemp("workers")
+    port = free_port()
+    cfg = _config(tmp, port, redis_server.url, "w" + os.urandom(4).hex())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    node = NodeProc(proc, port)
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            node.output.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        node.wait_for("voxgate is up", 60)
+        yield node
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+class Caller:
+    """A Twilio-side stream: echoes ``mark`` messages back as Twilio does once the audio
+    before them has played (a hang-up waits for that mark), queues echoed media."""
+
+    def __init__(self, ws: ClientConnection, k: int) -> None:
+        self.ws = ws
+        self.k = k
+        self.media: asyncio.Queue[bytes] = asyncio.Queue()
+        self.reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, port: int, k: int) -> Caller:
+        ws = await connect(f"ws://127.0.0.1:{port}/twilio/media?token={TOKEN}")
+        await ws.send(start_msg(stream_sid=f"MZ{k}", call_sid=f"CA{k}"))
+        return cls(ws, k)
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self.ws:
+                msg = json.loads(raw)
+                if msg.get("event") == "media":
+                    self.media.put_nowait(base64.b64decode(msg["media"]["payload"]))
+                elif msg.get("event") == "mark":
+                    await self.ws.send(json.dumps({**msg, "streamSid": f"MZ{self.k}"}))
+
+    async def echoes(self) -> bool:
+        payload = bytes([0x10 + self.k % 64]) * 160
+        await self.ws.send(media_msg(2, 1, payload, stream_sid=f"MZ{self.k}"))
+        return await asyncio.wait_for(self.media.get(), 10) == payload
+
+    async def closed_by_server(self) -> bool:
+        """True once the server closed the stream (within 10 s)."""
+        await asyncio.wait_for(self.reader, 10)
+        return self.ws.close_code is not None
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reader
+
+
+async def _nodes(client: httpx.AsyncClient) -> dict[str, int]:
+    res = await client.get("/v1/cluster/nodes", headers=_headers())
+    res.raise_for_status()
+    return {n["node_id"]: n["active_calls"] for n in res.json() if n["alive"]}
+
+
+async def _wait_nodes(client: httpx.AsyncClient, want_total: int) -> dict[str, int]:
+    nodes: dict[str, int] = {}
+    for _ in range(100):
+        nodes = await _nodes(client)
+        if len(nodes) == 2 and sum(nodes.values()) == want_total:
+            return nodes
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"cluster nodes never showed {want_total} calls: {nodes}")
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+async def test_streams_spread_over_both_workers_and_the_api_reaches_every_call(
+    node: NodeProc,
+) -> None:
+    streams = [await Caller.open(node.port, k) for k in range(STREAMS)]
+    try:
+        assert all(await asyncio.gather(*(c.echoes() for c in streams)))
+        async with httpx.AsyncClient(base_url=node.base, timeout=10) as client:
+            nodes = await _wait_nodes(client, STREAMS)
+            assert set(nodes) == {"wt-w0", "wt-w1"}
+            assert min(nodes.values()) > 0, nodes  # SO_REUSEPORT hashed streams to both
+
+            # /metrics from either worker (fresh connections land on both) is the node's.
+            for _ in range(6):
+                async with httpx.AsyncClient(base_url=node.base, timeout=10) as fresh:
+                    text = (await fresh.get("/metrics", headers=_headers())).text
+                assert _metric(text, "voxgate_websocket_fast_streams") == STREAMS
+                assert _metric(text, 'voxgate_active_calls{edge="websocket"}') == STREAMS
+
+            # The records DB is shared: the list shows every worker's calls.
+            res = await client.get("/v1/calls", params={"active": "true"}, headers=_headers())
+            ids = [c["id"] for c in res.json()["calls"]]
+            assert len(ids) == STREAMS
+
+            # One keep-alive connection = one worker: the other worker's calls are
+            # forwarded over the control bus (the answer names the owner).
+            owners = []
+            for call_id in ids:
+                res = await client.post(f"/v1/calls/{call_id}/hangup", headers=_headers())
+                assert res.status_code == 200, res.text
+                owners.append(res.json().get("node"))
+            assert any(o in ("wt-w0", "wt-w1") for o in owners), owners
+        # Every stream, on whichever worker, was hung up.
+        assert all(await asyncio.gather(*(c.closed_by_server() for c in streams)))
+    finally:
+        for c in streams:
+            await c.close()
+    async with httpx.AsyncClient(base_url=node.base, timeout=10) as client:
+        await _wait_nodes(client, 0)
+        text = (await client.get("/metrics", headers=_headers())).text
+        assert _metric(text, "voxgate_websocket_fast_streams") == 0
+        ended = 'voxgate_calls_total{edge="websocket",reason="api_hangup"}'
+        assert _metric(text, ended) == STREAMS  # counted in both workers, summed
+
+
+async def test_a_killed_worker_is_reported_and_restarted(node: NodeProc) -> None:
+    before = node.worker_pids()
+    assert len(before) == 2
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    node.wait_for("died (exit -9); restarting it", 10)
+    node.wait_for("restarted (pid", 30)
+    after = node.worker_pids()
+    assert len(after) == 2 and victim not in after
+    async with httpx.AsyncClient(base_url=node.base, timeout=10) as client:
+        await _wait_nodes(client, 0)
+    caller = await Caller.open(node.port, 99)
+    try:
+        assert await caller.echoes()
+    finally:
+        await caller.close()
+
+
+async def test_sigterm_drains_every_worker_and_exits_0(node: NodeProc) -> None:
+    streams = [await Caller.open(node.port, k) for k in range(6)]
+    assert all(await asyncio.gather(*(c.echoes() for c in streams)))
+    node.proc.send_signal(signal.SIGTERM)
+    # drain_timeout_s = 1: each worker ends its calls, then exits.
+    assert all(await asyncio.gather(*(c.closed_by_server() for c in streams)))
+    assert await asyncio.to_thread(node.proc.wait, 30) == 0
+    assert sum("draining" in line for line in node.output) == 2
+
+
+def test_workers_need_the_cluster_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match="needs cluster.redis_url"):
+        load_settings(server={"workers": 2})
+    assert cli_main(["serve", "--workers", "2", "--no-sip"]) == 2
+    assert "server.workers = 2 needs cluster.redis_url" in capsys.readouterr().err
+
+
+def test_each_worker_is_its_own_cluster_node_and_only_w0_runs_sip() -> None:
+    settings = load_settings(
+        server={"workers": 3}, cluster={"redis_url": "redis://127.0.0.1:1/0", "node_id": "n"}
+    )
+    settings.ensure_api_token()
+    views = [worker_settings(settings, k) for k in range(3)]
+    assert [v.cluster.node_id for v in views] == ["n-w0", "n-w1", "n-w2"]
+    assert [v.sip.enabled for v in views] == [True, False, False]
+    assert {v.auth.api_tokens[0].get_secret_value() for v in views} == {
+        settings.auth.api_tokens[0].get_secret_value()
+    }
