@@ -17,7 +17,12 @@ core; this module decides *policy*:
   message and per call task;
 * rport (RFC 3581) and ``received``: the top Via of every request gets the address it came
   from, and responses go back to that address and port (symmetric response routing), which
-  is also where in-dialog requests of the call go (see ``transport.Peer``).
+  is also where in-dialog requests of the call go (see ``transport.Peer``);
+* worker-link mode (``link=``, a multi-process edge behind :mod:`voxgate.sip.front`): this
+  edge is worker k of N. It takes UDP from the front and sends from the public port, binds
+  RTP ports only in its k-of-N slice of the range, makes Call-IDs that route back to itself,
+  and leaves TCP/TLS listening, trunk REGISTERs and the registrar's traffic to worker 0
+  (REGISTERs are routed there).
 """
 
 from __future__ import annotations
@@ -36,12 +41,15 @@ from voxgate.observability.metrics import count_rejection
 from voxgate.observability.observer import CallObserver
 from voxgate.sip.auth import DigestChallenger, Password
 from voxgate.sip.call import ALLOW, SUPPORTED, SipCall
+from voxgate.sip.dispatch import port_slice
 from voxgate.sip.edge_options import SipEdgeOptions
 from voxgate.sip.errors import SipParseError
+from voxgate.sip.front import WorkerLink
 from voxgate.sip.media import MediaClock, NetworkReport, PortPool, RtpSession
 from voxgate.sip.message import SipMessage, SipRequest, SipResponse, make_response
 from voxgate.sip.ratelimit import SourceRateLimiter
 from voxgate.sip.registrar import NotRegistered, Registrar
+from voxgate.sip.requests import call_id_affinity
 from voxgate.sip.transaction import (
     RequestReceived,
     ResponseReceived,
@@ -56,7 +64,7 @@ from voxgate.sip.transport import Peer, SipTransports
 from voxgate.sip.trunk import TrunkRegistration, check_user_part
 from voxgate.sip.uri import NameAddress, SipUri, parse_uri
 
-__all__ = ["SipEdge", "SipEdgeOptions", "start_sip_edge"]
+__all__ = ["SipEdge", "SipEdgeOptions", "WorkerLink", "start_sip_edge"]
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +84,11 @@ class SipEdge:
     def __init__(
         self, options: SipEdgeOptions, manager: CallManager,
         observer: CallObserver | None = None, *, timers: TimerValues | None = None,
+        link: WorkerLink | None = None,
     ) -> None:  # fmt: skip
         self.options = options
+        self.link = link
+        self._affinity = (link.index, link.count) if link is not None else None
         self.manager = manager
         self.observer = observer
         self.timers = timers or TimerValues()
@@ -86,7 +97,10 @@ class SipEdge:
             self._deliver, host=options.host, on_failure=self._transport_failed,
             ssl_context=options.tls_context,
         )  # fmt: skip
-        self.pool = PortPool(*options.rtp_ports)
+        rtp_ports = options.rtp_ports
+        if link is not None:
+            rtp_ports = port_slice(*rtp_ports, link.index, link.count)
+        self.pool = PortPool(*rtp_ports)
         self.media_clock = MediaClock(options.media.frame_ms / 1000, options.media.clock_slots)
         self.registrar = Registrar(*options.register_expires)
         self.challenger: DigestChallenger | None = None
@@ -120,16 +134,24 @@ class SipEdge:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await self.transports.start(dict(self.options.ports))
+        ports = dict(self.options.ports)
+        link = self.link
+        if link is not None and link.index > 0:  # stream transports live in worker 0 only
+            ports = {name: port for name, port in ports.items() if name == "udp"}
+        await self.transports.start(ports, link=link)
         for trunk in self.options.trunks:
             infos = await self._loop.getaddrinfo(trunk.host, trunk.port)
             self._trunk_peers[trunk.name] = Peer(trunk.transport, str(infos[0][4][0]), trunk.port)
-            if trunk.registration:
+            if trunk.registration and (link is None or link.index == 0):
                 transport = trunk.transport
-                reg = TrunkRegistration(
-                    trunk, contact=self.contact_for(transport), transport=transport,
-                    sent_by=self.sent_by(transport),
-                )  # fmt: skip
+                token = call_id_affinity.set(self._affinity)  # the REGISTER's Call-ID is made here
+                try:
+                    reg = TrunkRegistration(
+                        trunk, contact=self.contact_for(transport), transport=transport,
+                        sent_by=self.sent_by(transport),
+                    )  # fmt: skip
+                finally:
+                    call_id_affinity.reset(token)
                 self.registrations[trunk.name] = reg
                 self._spawn(self._keep_registered(reg), f"sip-register-{trunk.name}")
 
@@ -157,10 +179,19 @@ class SipEdge:
         await self.transports.close()
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        if self._affinity is not None:
+            coro = self._with_affinity(coro)
         task = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _with_affinity(self, work: Awaitable[Any]) -> Any:
+        """Run ``work`` with this worker's Call-ID affinity: every request a call makes
+        (its INVITE, a REFER's new call) gets a Call-ID the front routes back here. Set in
+        the task's own context copy, so it never leaks to the caller or another edge."""
+        call_id_affinity.set(self._affinity)
+        return await work
 
     # -- helpers for calls ----------------------------------------------------------------
 
@@ -600,10 +631,12 @@ class SipEdge:
 
 
 async def start_sip_edge(
-    settings: Settings, manager: CallManager, observer: CallObserver | None = None
-) -> SipEdge:
+    settings: Settings, manager: CallManager, observer: CallObserver | None = None,
+    *, link: WorkerLink | None = None,
+) -> SipEdge:  # fmt: skip
     """Start the SIP edge described by ``settings.sip``/``settings.media``; ``await
-    edge.close()`` at shutdown."""
-    edge = SipEdge(SipEdgeOptions.from_settings(settings), manager, observer)
+    edge.close()`` at shutdown. ``link``: run as worker ``link.index`` behind the front
+    (:mod:`voxgate.sip.front`)."""
+    edge = SipEdge(SipEdgeOptions.from_settings(settings), manager, observer, link=link)
     await edge.start()
     return edge

@@ -4,14 +4,22 @@ sections 8.1.1, 9.1, 10.2, 11), and the identifiers they need.
 Identifiers come from :mod:`secrets` by default: branch and tag uniqueness is what the
 transaction and dialog matching rests on, and guessable Call-IDs/tags make off-path BYE
 injection easy. Every builder takes them as arguments too, so tests are deterministic.
+
+In a multi-process edge the front routes every message by its Call-ID
+(:mod:`voxgate.sip.dispatch`), responses included, so a worker must only put Call-IDs on its
+new requests that route back to itself: :data:`call_id_affinity` (a context variable, so two
+edges in one process, as in tests, each keep their own) makes :func:`new_call_id` draw until
+the Call-ID hashes to the worker (N draws on average for N workers).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from contextvars import ContextVar
 
 from voxgate.sip._syntax import EMPTY_PARAMS
+from voxgate.sip.dispatch import owns_call_id
 from voxgate.sip.headers import BRANCH_MAGIC_COOKIE, Headers, Via
 from voxgate.sip.message import SipRequest
 from voxgate.sip.uri import NameAddress, Uri, parse_name_addr, parse_uri
@@ -22,6 +30,7 @@ __all__ = [
     "build_options",
     "build_register",
     "build_request",
+    "call_id_affinity",
     "new_branch",
     "new_call_id",
     "new_tag",
@@ -38,10 +47,22 @@ def new_tag(token: str | None = None) -> str:
     return token if token is not None else secrets.token_hex(6)
 
 
+call_id_affinity: ContextVar[tuple[int, int] | None] = ContextVar("call_id_affinity", default=None)
+"""``(worker index, worker count)`` of the edge worker making requests in this context, or
+None (a single edge: any Call-ID). Set by ``SipEdge`` around its call tasks."""
+
+
 def new_call_id(host: str | None = None, token: str | None = None) -> str:
-    """A globally unique Call-ID, ``random@host`` when a host is given."""
-    word = token if token is not None else secrets.token_hex(12)
-    return f"{word}@{host}" if host else word
+    """A globally unique Call-ID, ``random@host`` when a host is given; under
+    :data:`call_id_affinity` one that the front routes to this worker."""
+    if token is not None:
+        return f"{token}@{host}" if host else token
+    affinity = call_id_affinity.get()
+    while True:
+        word = secrets.token_hex(12)
+        call_id = f"{word}@{host}" if host else word
+        if affinity is None or owns_call_id(call_id, *affinity):
+            return call_id
 
 
 def make_via(transport: str, sent_by: tuple[str, int | None], branch: str, *, rport: bool = True) -> Via:

@@ -11,18 +11,28 @@ its INVITE came in on (what a phone behind NAT can receive, RFC 5626's idea with
 machinery); a send to a stream peer we have no connection for opens one. Sends never raise:
 a failure is logged and reported through ``on_failure`` so the transaction layer can fail the
 transaction instead of the edge crashing mid-loop.
+
+Worker-link mode (a multi-process edge, see :mod:`voxgate.sip.front`): UDP is not bound
+here; datagrams arrive from the front over the worker's link with their source address
+restored, and sends go out on a duplicate of the front's public socket, so to the rest of
+the edge (rport, received, latching, Contact, Via) it is the same UDP transport on the
+public port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from voxgate.sip.dispatch import decode_frame
 from voxgate.sip.errors import SipParseError
+from voxgate.sip.front import WorkerLink
 from voxgate.sip.message import SipRequest, SipResponse, SipStreamParser, parse_message
 
 __all__ = ["Delivery", "Peer", "SipTransports"]
@@ -55,6 +65,16 @@ Delivery = Callable[[SipRequest | SipResponse | SipParseError, Peer], None]
 """Called with each parsed message, or the parse error of a malformed one, and its flow."""
 
 
+def _receive_datagram(owner: SipTransports, data: bytes, host: str, port: int) -> None:
+    if not data.strip(b"\r\n"):
+        return  # RFC 5626 CRLF keep-alive (or an empty datagram): nothing to answer
+    try:
+        message: SipRequest | SipResponse | SipParseError = parse_message(data)
+    except SipParseError as exc:
+        message = exc
+    owner.deliver(message, Peer("udp", host, port))
+
+
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransports) -> None:
         self.owner = owner
@@ -65,14 +85,74 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        if not data.strip(b"\r\n"):
-            return  # RFC 5626 CRLF keep-alive (or an empty datagram): nothing to answer
-        peer = Peer("udp", str(addr[0]), int(addr[1]))
+        _receive_datagram(self.owner, data, str(addr[0]), int(addr[1]))
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> bool:
+        if self.transport is None or self.transport.is_closing():
+            return False
+        self.transport.sendto(data, addr)
+        return True
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _LinkedUdp:
+    """UDP of an edge worker behind the front: receives from its link, sends on the public
+    socket. Both descriptors are duplicated, so closing this never closes the caller's.
+
+    A send the kernel refuses (socket buffer full) is dropped and counted rather than
+    queued: SIP over UDP retransmits, and a late copy is worth less than the next one."""
+
+    READ_BATCH = 64
+
+    def __init__(self, owner: SipTransports, link: WorkerLink) -> None:
+        self.owner = owner
+        self.inbox = socket.socket(fileno=os.dup(link.inbox_fd))
+        self.public = socket.socket(fileno=os.dup(link.public_fd))
+        self.inbox.setblocking(False)
+        self.public.setblocking(False)  # the flag is shared with the front's copy: it wants it too
+        self.port = int(self.public.getsockname()[1])
+        self.send_errors = 0
+        self.bad_frames = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.inbox.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        for _ in range(self.READ_BATCH):
+            try:
+                frame = self.inbox.recv(MAX_DATAGRAM + 300)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("sip: worker link receive failed: %s", exc)
+                return
+            try:
+                data, host, port = decode_frame(frame)
+            except (ValueError, UnicodeDecodeError):
+                self.bad_frames += 1  # only our own front writes here: a bug, not an attack
+                log.warning("sip: malformed frame on the worker link (%d bytes)", len(frame))
+                continue
+            _receive_datagram(self.owner, data, host, port)
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> bool:
         try:
-            message: SipRequest | SipResponse | SipParseError = parse_message(data)
-        except SipParseError as exc:
-            message = exc
-        self.owner.deliver(message, peer)
+            self.public.sendto(data, addr)
+        except OSError as exc:
+            self.send_errors += 1
+            log.debug("sip: udp send to %s failed: %s", addr, exc)
+        return True  # like asyncio's transport: a refused UDP send is loss, not a flow failure
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self.inbox.fileno())
+            self._loop = None
+        self.inbox.close()
+        self.public.close()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a peer that went away: the transaction timers decide.
@@ -141,17 +221,23 @@ class SipTransports:
         self.client_ssl_context: ssl.SSLContext | None = None
         """For TLS connections we open (to trunks); default: system CAs, hostname checked."""
         self.connections: dict[Peer, _Stream] = {}
-        self._udp: _Udp | None = None
+        self._udp: _Udp | _LinkedUdp | None = None
         self._servers: dict[str, asyncio.Server] = {}
         self._ports: dict[str, int] = {}
         self._pending: dict[Peer, list[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, ports: dict[str, int]) -> None:
-        """Listen on ``{"udp": 5060, "tcp": 5060, "tls": 5061}`` (port 0 = any free port)."""
+    async def start(self, ports: dict[str, int], link: WorkerLink | None = None) -> None:
+        """Listen on ``{"udp": 5060, "tcp": 5060, "tls": 5061}`` (port 0 = any free port);
+        with ``link``, UDP is the front's public socket (its port, not ``ports["udp"]``)."""
         loop = asyncio.get_running_loop()
         for name, port in ports.items():
-            if name == "udp":
+            if name == "udp" and link is not None:
+                linked = _LinkedUdp(self, link)
+                linked.start()
+                self._udp = linked
+                self._ports[name] = linked.port
+            elif name == "udp":
                 transport, proto = await loop.create_datagram_endpoint(
                     lambda: _Udp(self), local_addr=(self.host, port)
                 )
@@ -183,10 +269,8 @@ class SipTransports:
     def send(self, data: bytes, peer: Peer) -> None:
         """Put ``data`` on the flow ``peer``; opens a stream connection when there is none."""
         if peer.transport == "udp":
-            if self._udp is None or self._udp.transport is None:
+            if self._udp is None or not self._udp.sendto(data, (peer.host, peer.port)):
                 self._fail(peer)
-                return
-            self._udp.transport.sendto(data, (peer.host, peer.port))
             return
         conn = self.connections.get(peer)
         if conn is not None and conn.transport is not None and not conn.transport.is_closing():
@@ -239,7 +323,7 @@ class SipTransports:
             server.close()
         for server in self._servers.values():
             await server.wait_closed()
-        if self._udp is not None and self._udp.transport is not None:
-            self._udp.transport.close()
+        if self._udp is not None:
+            self._udp.close()
         self._servers.clear()
         self.connections.clear()
