@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import pytest
 
 from tests.sip.apps import EchoApp, ToneApp, manager_for, wait_for
-from tests.sip.interop.peers import edge_options, free_port, needs_sipp, rtp_range, run_sipp, scenario, sipp
+from tests.sip.interop.peers import (
+    edge_options,
+    free_port,
+    needs_sipp,
+    rtp_range,
+    run_sipp,
+    scenario,
+    sipp,
+)
 from voxgate.config import Settings, SipTrunk
 from voxgate.sip.dispatch import port_slice, worker_for_call_id
 from voxgate.sip.endpoint import SipEdge
