@@ -18,7 +18,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from voxgate.calls.playout import PlayoutBuffer
-from voxgate.calls.session import CallSession, HoldChanged
+from voxgate.calls.session import CallControl, CallSession, HoldChanged
 from voxgate.sip.auth import authorize
 from voxgate.sip.dialog import AckTimeout, Dialog, DialogState
 from voxgate.sip.message import SipRequest, SipResponse, make_response
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     from voxgate.sip.call import SipCall
     from voxgate.sip.endpoint import SipEdge
     from voxgate.sip.media import NetworkReport, RtpSession
-
-from voxgate.calls.session import CallControl
 
 log = logging.getLogger("voxgate.sip.call")
 

@@ -11,19 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 from voxgate.observability.metrics import count_rejection
+from voxgate.sip.call_core import CallCore
 from voxgate.sip.message import SipRequest
 from voxgate.sip.signalling import (
     refer_user,
     sipfrag_status,
 )
 from voxgate.sip.uri import SipUri
-
-if TYPE_CHECKING:
-    pass
-from voxgate.sip.call_core import CallCore
 
 log = logging.getLogger("voxgate.sip.call")
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from voxgate.sip.call_core import CallCore
 from voxgate.sip.message import SipRequest, SipResponse
 from voxgate.sip.offer_answer import NegotiationError
 from voxgate.sip.sdp import SdpParseError, SessionDescription
@@ -26,10 +27,6 @@ from voxgate.sip.signalling import (
     ALLOW,
     SUPPORTED,
 )
-
-if TYPE_CHECKING:
-    pass
-from voxgate.sip.call_core import CallCore
 
 log = logging.getLogger("voxgate.sip.call")
 

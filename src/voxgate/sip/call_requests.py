@@ -9,9 +9,9 @@ anything else. Kept apart so the dispatch table reads in one place.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from voxgate.calls.session import DtmfReceived
+from voxgate.sip.call_core import CallCore
 from voxgate.sip.message import SipRequest
 from voxgate.sip.offer_answer import NegotiationError
 from voxgate.sip.sdp import SdpParseError, SessionDescription
@@ -20,10 +20,6 @@ from voxgate.sip.signalling import (
     SUPPORTED,
     parse_dtmf_info,
 )
-
-if TYPE_CHECKING:
-    pass
-from voxgate.sip.call_core import CallCore
 
 log = logging.getLogger("voxgate.sip.call")
 

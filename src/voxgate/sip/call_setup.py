@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from voxgate.calls.manager import Draining
 from voxgate.calls.router import NoRoute
 from voxgate.config import SipTrunk
 from voxgate.observability.metrics import count_rejection
 from voxgate.sip.auth import authorize
+from voxgate.sip.call_core import CallCore
 from voxgate.sip.dialog import Dialog
 from voxgate.sip.message import SipRequest, SipResponse, make_response
 from voxgate.sip.offer_answer import MediaSession, NegotiatedMedia, NegotiationError
@@ -38,10 +39,6 @@ from voxgate.sip.signalling import (
 )
 from voxgate.sip.trunk import build_trunk_invite, build_user_invite
 from voxgate.sip.uri import SipUri
-
-if TYPE_CHECKING:
-    pass
-from voxgate.sip.call_core import CallCore
 
 log = logging.getLogger("voxgate.sip.call")
 
