@@ -15,6 +15,13 @@ Two echo servers on loopback, each in its own child process:
   audio frame into an output audio frame), from ``.venv-bench/pipecat``, a separate venv this
   script creates on first use (pipecat pulls numba/llvmlite and an older soxr, so it never
   goes into the main venv). ``--no-pipecat`` skips it.
+- **voxgate-wN** (``--workers N``, N > 1): the same node through ``server.workers = N``
+  (``voxgate.workers``: a supervisor and N worker processes on one port, each a cluster
+  node, with a redis-server this script starts on loopback), measured in the same run as the
+  single process. ``--balance shared`` makes the workers accept from one socket instead of
+  one ``SO_REUSEPORT`` socket each. Server CPU is the sum over the supervisor and its
+  workers; the per-worker split is printed in the notes (how evenly the kernel spread the
+  streams).
 
 The load generator (this process's children, the main venv) plays N Twilio callers spread
 over worker processes (``--per-worker`` streams each, uvloop): each caller sends
@@ -118,6 +125,51 @@ def serve_voxgate(port: int, asgi: bool) -> None:
         await uvicorn.Server(config).serve()
 
     uvloop.run(main())
+
+
+def serve_voxgate_workers(port: int, workers: int, redis_url: str, balance: str) -> None:
+    """``server.workers = N``: the supervisor and N workers as ``voxgate serve`` runs them,
+    with the single-process server's route, records and no models."""
+    import tempfile
+
+    from voxgate.config import load_settings
+    from voxgate.workers import supervise
+
+    tmp = Path(tempfile.mkdtemp(prefix="ws-streams-"))
+    settings = load_settings(
+        log_level="error",
+        server={"host": "127.0.0.1", "port": port, "workers": workers, "drain_timeout_s": 1},
+        auth={"api_tokens": [TOKEN]},
+        sip={"enabled": False},
+        records={
+            "database_url": f"sqlite+aiosqlite:///{tmp}/records.db",
+            "recordings_dir": tmp / "recordings",
+        },
+        cluster={"redis_url": redis_url, "node_id": "bench", "key_prefix": f"b{os.getpid()}"},
+        routes=[{"name": "echo", "edge": "websocket", "app": "echo"}],
+    )
+    raise SystemExit(supervise(settings, balance=balance, load_agent=False))  # type: ignore[arg-type]
+
+
+def start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
+    """A throw-away redis-server on loopback (the cluster registry of ``voxgate-wN``)."""
+    import shutil
+    import tempfile
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", tempfile.mkdtemp(prefix="ws-streams-redis-")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    if not wait_port(port, proc, 10):
+        proc.kill()
+        return None
+    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 # --- the load generator: a minimal WebSocket client ------------------------------------
@@ -438,6 +490,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` and its descendants (a supervisor and its workers)."""
+    out: dict[int, float] = {}
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            out[p] = cpu_seconds(p)
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        todo.extend(int(c) for c in children)
+    return out
+
+
 @dataclass
 class Level:
     server: str
@@ -480,11 +547,14 @@ def run_level(
         p.start()
     lvl = Level(server, n)
     time.sleep(max(0.0, t_start - time.perf_counter()))
-    cpu0, w0 = cpu_seconds(pid), time.perf_counter()
+    cpu0, w0 = tree_cpu(pid), time.perf_counter()
     time.sleep(args.seconds)
-    cpu1, w1 = cpu_seconds(pid), time.perf_counter()
+    cpu1, w1 = tree_cpu(pid), time.perf_counter()
     lvl.load = os.getloadavg()[0]
-    lvl.server_cpu = 100 * (cpu1 - cpu0) / (w1 - w0)
+    per = {p: 100 * (cpu1[p] - cpu0[p]) / (w1 - w0) for p in cpu1 if p in cpu0}
+    lvl.server_cpu = sum(per.values())
+    if len(per) > 1:  # supervisor first (idle), then the workers: how evenly they share
+        lvl.notes.append("CPU % per process " + "/".join(f"{v:.0f}" for v in per.values()))
     results: list[dict[str, Any]] = []
     deadline = time.monotonic() + args.grace + 30
     for _ in procs:
@@ -545,6 +615,25 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
     return False
 
 
+def wait_workers(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """The supervisor binds the port before its workers serve: wait until 10 fresh
+    connections in a row (hashed over the workers' sockets) get an HTTP answer."""
+    deadline = time.monotonic() + timeout
+    ok = 0
+    while time.monotonic() < deadline and ok < 10:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5) as sock:
+                sock.settimeout(0.5)
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                ok = ok + 1 if sock.recv(64).startswith(b"HTTP/1.1 200") else 0
+        except OSError:
+            ok = 0
+            time.sleep(0.1)
+    return ok >= 10
+
+
 def ensure_pipecat_venv() -> Path | None:
     """Create/reuse ``.venv-bench/pipecat`` with pipecat; None when it cannot be had."""
     python = PIPECAT_VENV / "bin" / "python"
@@ -588,14 +677,28 @@ def main() -> None:
         "--asgi", action="store_true", help="voxgate: the ASGI route instead of the fast path"
     )
     parser.add_argument("--no-pipecat", action="store_true")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="N > 1 adds server voxgate-wN: the node with server.workers = N (Redis started here)",
+    )
+    parser.add_argument("--balance", choices=["reuseport", "shared"], default="reuseport")
     parser.add_argument("--servers", default="voxgate,pipecat")
+    parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_voxgate:
-        serve_voxgate(args.serve_voxgate, args.asgi)
+        if args.workers > 1:
+            serve_voxgate_workers(args.serve_voxgate, args.workers, args.redis_url, args.balance)
+        else:
+            serve_voxgate(args.serve_voxgate, args.asgi)
         return
 
     levels = [int(x) for x in args.levels.split(",")]
     wanted = [s for s in args.servers.split(",") if s and not (s == "pipecat" and args.no_pipecat)]
+    multi = f"voxgate-w{args.workers}"
+    if args.workers > 1 and multi not in wanted:
+        wanted.insert(wanted.index("voxgate") + 1 if "voxgate" in wanted else 0, multi)
     servers: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
     versions: dict[str, str] = {}
     procs: list[subprocess.Popen[bytes]] = []
@@ -614,6 +717,28 @@ def main() -> None:
                 )
             else:
                 print("voxgate server did not start")
+        if multi in wanted and args.workers > 1:
+            redis = start_redis()
+            if redis is None:
+                print(f"{multi}: no redis-server (Debian package redis-server); skipped")
+            else:
+                procs.append(redis[0])
+                port = free_port()
+                proc = subprocess.Popen(
+                    [sys.executable, __file__, "--serve-voxgate", str(port),
+                     "--workers", str(args.workers), "--redis-url", redis[1],
+                     "--balance", args.balance],
+                    stdout=subprocess.DEVNULL,  # the banner; errors still reach stderr
+                )  # fmt: skip
+                procs.append(proc)
+                if wait_workers(port, proc, 90):
+                    servers[multi] = (proc, port, f"/twilio/media?token={TOKEN}")
+                    versions[multi] = (
+                        f"server.workers = {args.workers} ({args.balance}), Redis registry, "
+                        "media fast path"
+                    )
+                else:
+                    print(f"{multi} server did not start")
         if "pipecat" in wanted:
             python = ensure_pipecat_venv()
             if python is None:

@@ -116,16 +116,18 @@ async def run_node(
     progress: Callable[[str], None],
     on_ready: Callable[[str | None], None],
     sockets: list[socket.socket] | None = None,
+    load_agent: bool = True,
 ) -> None:
     """Build the node, serve HTTP, start the edges, call ``on_ready(sip_uri)``, then run
     until SIGTERM/SIGINT and drain.
 
     Shared by the single process and each worker of ``server.workers > 1``
     (``voxgate.workers``), so a worker is exactly today's node; ``sockets`` are the
-    listening sockets a worker inherits from its supervisor instead of binding the port."""
+    listening sockets a worker inherits from its supervisor instead of binding the port.
+    ``load_agent=False`` skips the models (benchmarks of routes that need none)."""
     from voxgate.node import Node
 
-    node = await Node.create(settings, progress=progress)
+    node = await Node.create(settings, progress=progress, load_agent=load_agent)
     config = http_config(settings, node.app)
     config.load()
     freeze_startup_heap()

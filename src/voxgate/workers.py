@@ -79,6 +79,7 @@ class WorkerSpec:
     fds: dict[str, int]
     """Inherited descriptors by name: ``http`` (listening socket), ``status`` (pipe the
     worker writes ``ready <sip uri>`` to), plus any :meth:`Supervisor.inherit` added."""
+    load_agent: bool = True
 
 
 _spec: WorkerSpec | None = None
@@ -156,9 +157,12 @@ class _Worker:
 class Supervisor:
     """Starts, watches and stops the workers of one node (see the module docstring)."""
 
-    def __init__(self, settings: Settings, *, balance: Balance = "reuseport") -> None:
+    def __init__(
+        self, settings: Settings, *, balance: Balance = "reuseport", load_agent: bool = True
+    ) -> None:
         self.settings = settings
         self.balance = balance
+        self.load_agent = load_agent
         self.count = settings.server.workers
         self._inherited: dict[str, socket.socket] = {}
         self._workers: list[_Worker] = []
@@ -284,7 +288,7 @@ class Supervisor:
         read_fd, write_fd = os.pipe()
         fds = {"http": w.sock.fileno(), "status": write_fd}
         fds.update({name: s.fileno() for name, s in self._inherited.items()})
-        spec = WorkerSpec(w.index, worker_settings(self.settings, w.index), fds)
+        spec = WorkerSpec(w.index, worker_settings(self.settings, w.index), fds, self.load_agent)
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir}
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -345,9 +349,12 @@ class Supervisor:
         return bool(done) and not pending and all(c == 0 for c in codes)
 
 
-def supervise(settings: Settings, *, balance: Balance = "reuseport") -> int:
-    """Run the node as a supervisor plus ``settings.server.workers`` workers."""
-    return asyncio.run(Supervisor(settings, balance=balance).run())
+def supervise(
+    settings: Settings, *, balance: Balance = "reuseport", load_agent: bool = True
+) -> int:
+    """Run the node as a supervisor plus ``settings.server.workers`` workers
+    (``load_agent=False``: no models, for benchmarks of routes that need none)."""
+    return asyncio.run(Supervisor(settings, balance=balance, load_agent=load_agent).run())
 
 
 # --- the worker side ---------------------------------------------------------------------
@@ -402,5 +409,9 @@ def worker_main() -> int:
     def progress(line: str) -> None:
         print(f"  [w{spec.index}] {line}", flush=True)
 
-    asyncio.run(run_node(settings, progress=progress, on_ready=ready, sockets=[http]))
+    asyncio.run(
+        run_node(
+            settings, progress=progress, on_ready=ready, sockets=[http], load_agent=spec.load_agent
+        )
+    )
     return 0
