@@ -3,6 +3,7 @@
     .venv/bin/python bench/sip_load.py                   # full run (~6-10 min on 2 cores)
     .venv/bin/python bench/sip_load.py --quick           # smaller steps, for a smoke check
     .venv/bin/python bench/sip_load.py --steps 300 500 --rates 0 --hold-s 60   # the issue's 60 s calls
+    .venv/bin/python bench/sip_load.py --workers 2 --apps echo --steps 300 500  # front + 2 edge processes
 
 For each event loop and route a voxgate SIP edge runs in a child process (so its CPU is
 measured alone) behind one route: "echo" is the product's own echo app (route
@@ -25,6 +26,15 @@ is measured over the same window and reported separately.
   Reported: the largest N with no failed call (media both ways at 50 packets/s), and the
   largest with also p99 <= 2 ms. Steps continue past 2 ms (to 50 ms, ``--stop-p99-ms``)
   because on a shared machine the scheduler, not the pacer, sets the tail.
+
+``--workers N``: the product's multi-process edge (:mod:`voxgate.sip.front`): this driver
+binds the public port with ``bind_front`` and runs ``run_front`` in its own (uvloop) loop, as
+the node's supervisor does; N edge processes run as worker k of N (``SipEdge(link=...)``,
+descriptors inherited with ``pass_fds``), each with its slice of the RTP range. sipp calls
+the public port. Reported per step: each worker's CPU, their total, the front's CPU (this
+driver process: the front plus the driver's own polling, so an upper bound), and the send
+jitter p99 as the highest of the workers' p99s (an upper bound of the pooled p99: no worker
+has more than 1 % of its samples above it).
 
 Every run is bounded: sipp gets ``-timeout``, steps stop at the first failing one, the child
 is killed at the end.
@@ -117,13 +127,14 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 
 def serve(
-    loop_kind: str, port: int, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0
-) -> None:
+    loop_kind: str, port: int, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0,
+    link: str = "",
+) -> None:  # fmt: skip
     if loop_kind == "uvloop":
         import uvloop
 
         uvloop.install()
-    asyncio.run(_serve(port, app_kind, sample_rate, slots))
+    asyncio.run(_serve(port, app_kind, sample_rate, slots, link))
 
 
 PIN_EDGE, PIN_OTHERS = 1, 0
@@ -156,7 +167,7 @@ def _prompt_samples(sample_rate: int) -> Any:
 
 
 async def _serve(
-    port: int, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0
+    port: int, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0, link: str = ""
 ) -> None:
     from voxgate.audio.frame import AudioFrame
     from voxgate.calls.echo import echo_factory
@@ -164,6 +175,7 @@ async def _serve(
     from voxgate.calls.router import Router, RouteRule
     from voxgate.calls.session import CallSession, MarkPlayed
     from voxgate.sip.endpoint import SipEdge, SipEdgeOptions
+    from voxgate.sip.front import WorkerLink
     from voxgate.sip.media import MediaOptions
 
     prompt = AudioFrame(_prompt_samples(sample_rate), sample_rate)
@@ -201,7 +213,8 @@ async def _serve(
         ),
         sample_rate=sample_rate,
     )  # fmt: skip
-    edge = SipEdge(options, manager)
+    worker_link = WorkerLink(*(int(x) for x in link.split(","))) if link else None
+    edge = SipEdge(options, manager, link=worker_link)
     sessions: list[Any] = []
     make = edge.new_rtp
 
@@ -333,7 +346,7 @@ def _proc_cpu_s(pid: int) -> float:
 class Child:
     def __init__(
         self, loop_kind: str, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0,
-        pin: bool = False,
+        pin: bool = False, link: Any = None, port: int = 0,
     ) -> None:  # fmt: skip
         self.slots = slots
         self.pin = pin
@@ -341,16 +354,21 @@ class Child:
         self.app_kind = app_kind
         self.sample_rate = sample_rate
         self.label = f"{loop_kind}/{app_kind}"
-        self.port = _free_port()
+        self.port = port or _free_port()
+        self.link = link
+        """A ``WorkerLink``: this child is that edge worker behind the driver's front."""
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> Child:
         pin = ["--pin-edge"] if self.pin else []
+        link = self.link
+        extra = ["--link", f"{link.index},{link.count},{link.inbox_fd},{link.public_fd}"] if link else []
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--serve", self.loop_kind, "--port", str(self.port),
             "--app", self.app_kind, "--sample-rate", str(self.sample_rate),
-            "--clock-slots", str(self.slots), *pin,
+            "--clock-slots", str(self.slots), *pin, *extra,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            pass_fds=(link.inbox_fd, link.public_fd) if link else (),
         )  # fmt: skip
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
@@ -370,6 +388,56 @@ class Child:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
             await self.proc.wait()
+
+
+class Fronted:
+    """The product's multi-process edge: the front in this process (as in the node's
+    supervisor), ``workers`` edge children behind it. Answers ``ask`` like one :class:`Child`
+    with the workers' numbers summed (p50/p95/p99: the highest worker's, an upper bound of
+    the pooled percentile), plus ``per_worker``, the front's CPU and its dispatch counts."""
+
+    def __init__(self, workers: int, loop_kind: str, app_kind: str, sample_rate: int, slots: int) -> None:
+        from voxgate.sip.front import SipFront, bind_front
+
+        self.sockets = bind_front("127.0.0.1", 0, workers)
+        self.front = SipFront(self.sockets)
+        self.port = self.sockets.port
+        self.label = f"{loop_kind}/{app_kind}/{workers} workers"
+        self.children = [
+            Child(loop_kind, app_kind, sample_rate, slots, link=link, port=self.port)
+            for link in self.sockets.links
+        ]  # fmt: skip
+        self._front_cpu = 0.0
+
+    async def __aenter__(self) -> Fronted:
+        self.front.start()
+        for child in self.children:
+            await child.__aenter__()
+        self.sockets.close_worker_ends()  # every worker holds its own copy now
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for child in self.children:
+            await child.__aexit__(*exc)
+        self.front.close()
+        self.sockets.close()
+
+    async def ask(self, command: str) -> dict[str, Any]:
+        answers = [await child.ask(command) for child in self.children]
+        if command == "reset":
+            self._front_cpu = time.process_time()
+            return {"ok": True}
+        out: dict[str, Any] = {"per_worker": answers}
+        for key in ("calls", "peak", "cpu_s", "sys_s", "packets_in", "packets_out", "played", "concealed", "samples"):
+            out[key] = sum(a[key] for a in answers)
+        for key in ("late_p50_ms", "late_p95_ms", "late_p99_ms", "late_max_ms"):
+            out[key] = max(a[key] for a in answers)
+        out["wall_s"] = max(a["wall_s"] for a in answers)
+        out["gc_s"] = [sum(a["gc_s"][g] for a in answers) for g in range(3)]
+        out["gc_n"] = [sum(a["gc_n"][g] for a in answers) for g in range(3)]
+        out["front_cpu_s"] = time.process_time() - self._front_cpu
+        out["dispatch"] = self.front.dispatcher.snapshot()
+        return out
 
 
 _SIPPS: set[asyncio.subprocess.Process] = set()
@@ -409,7 +477,7 @@ def _sipp_counts(workdir: Path, port: int, calls: int, rate: float) -> tuple[int
     return int(last[head.index("SuccessfulCall(C)")]), int(last[head.index("FailedCall(C)")])
 
 
-async def cps_phase(child: Child, workdir: Path, rates: list[int]) -> dict[str, Any]:
+async def cps_phase(child: Child | Fronted, workdir: Path, rates: list[int]) -> dict[str, Any]:
     """Batches of 3 s worth of calls (1 s long each) at increasing requested rates; the
     achieved set-up rate is calls / (elapsed - 1 s of call length): when voxgate (or sipp)
     cannot keep up, sipp falls behind its requested rate instead of failing calls."""
@@ -436,7 +504,7 @@ async def cps_phase(child: Child, workdir: Path, rates: list[int]) -> dict[str, 
 
 
 async def concurrency_phase(
-    child: Child, workdir: Path, steps: list[int], window_s: float, hold_s: float = 0.0,
+    child: Child | Fronted, workdir: Path, steps: list[int], window_s: float, hold_s: float = 0.0,
     stop_p99_ms: float = 50.0,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
@@ -472,6 +540,19 @@ async def concurrency_phase(
             "pps_in": stats["packets_in"] / per_call_s, "pps_out": stats["packets_out"] / per_call_s,
             **{k: stats[k] for k in ("late_p50_ms", "late_p95_ms", "late_p99_ms", "late_max_ms")},
         }  # fmt: skip
+        workers_note = ""
+        if "per_worker" in stats:
+            row["worker_cpu_pct"] = [100 * w["cpu_s"] / w["wall_s"] for w in stats["per_worker"]]
+            row["worker_calls"] = [w["calls"] for w in stats["per_worker"]]
+            row["worker_p99_ms"] = [w["late_p99_ms"] for w in stats["per_worker"]]
+            row["front_cpu_pct"] = 100 * stats["front_cpu_s"] / stats["wall_s"]
+            row["dispatch"] = stats["dispatch"]
+            workers_note = (
+                f"; workers: calls {row['worker_calls']}, CPU "
+                f"{[round(c) for c in row['worker_cpu_pct']]} %, p99 "
+                f"{[round(p, 2) for p in row['worker_p99_ms']]} ms; front (+driver) CPU "
+                f"{row['front_cpu_pct']:.2f} %, dropped at the links {stats['dispatch']['dropped']}"
+            )
         out.append(row)
         print(
             f"  [{child.label}] {n} calls: up {row['up']}, failed {failed}, edge CPU {row['cpu_total_pct']:.0f}% "
@@ -481,7 +562,7 @@ async def concurrency_phase(
             f"p50/p95/p99 {row['late_p50_ms']:.2f}/{row['late_p95_ms']:.2f}/{row['late_p99_ms']:.2f} ms, "
             f"pps in/out {row['pps_in']:.1f}/{row['pps_out']:.1f}, "
             f"concealed {row['concealed_pct']:.2f} % of frames played, "
-            f"load {row['load']:.1f}",
+            f"load {row['load']:.1f}{workers_note}",
             flush=True,
         )
         if rc != 0 or failed or row["up"] < n or row["late_p99_ms"] > stop_p99_ms:
@@ -490,7 +571,7 @@ async def concurrency_phase(
     return out
 
 
-async def _drained(child: Child, limit_s: float = 40.0) -> None:
+async def _drained(child: Child | Fronted, limit_s: float = 40.0) -> None:
     """Wait until the edge has no call left (failed calls linger until media timeout)."""
     deadline = time.monotonic() + limit_s
     while (await child.ask("stats"))["calls"] and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -520,7 +601,12 @@ async def main(args: argparse.Namespace) -> None:
             (workdir / "bench.xml").write_text(SCENARIO)
             label = f"{loop_kind}/{app_kind}"
             print(f"{label}:", flush=True)
-            async with Child(loop_kind, app_kind, args.sample_rate, args.clock_slots, args.pin) as child:
+            edge: Child | Fronted = (
+                Fronted(args.workers, loop_kind, app_kind, args.sample_rate, args.clock_slots)
+                if args.workers
+                else Child(loop_kind, app_kind, args.sample_rate, args.clock_slots, args.pin)
+            )
+            async with edge as child:
                 if cps is None and not rates[0]:
                     cps = {"cps": 0.0, "failed": 0}  # --rates 0: skip the set-up rate phase
                 if cps is None:  # set-up rate does not depend on the route's media
@@ -596,6 +682,12 @@ if __name__ == "__main__":
         help=f"pin the edge to core {PIN_EDGE} alone, sipp and the driver to core {PIN_OTHERS}",
     )  # fmt: skip
     parser.add_argument("--pin-edge", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--workers", type=int, default=0,
+        help="N edge processes behind the product's SIP front (voxgate.sip.front), the front "
+        "in this driver; 0 (default): one edge process on its own port, no front",
+    )  # fmt: skip
+    parser.add_argument("--link", default="", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, nargs="+", help="concurrency steps (calls)")
     parser.add_argument("--rates", type=int, nargs="+", help="set-up rates to try (0: skip)")
     ns = parser.parse_args()
@@ -604,8 +696,12 @@ if __name__ == "__main__":
     elif ns.pin and not ns.serve:
         os.sched_setaffinity(0, {PIN_OTHERS})  # this driver and every sipp it starts
     if ns.serve:
-        serve(ns.serve, ns.port, ns.app, ns.sample_rate, ns.clock_slots)
+        serve(ns.serve, ns.port, ns.app, ns.sample_rate, ns.clock_slots, ns.link)
     else:
+        if ns.workers:
+            import uvloop  # the front runs in this driver's loop, as in the supervisor's
+
+            uvloop.install()
         try:
             asyncio.run(main(ns))
         finally:
