@@ -216,10 +216,16 @@ async def test_streams_spread_over_both_workers_and_the_api_reaches_every_call(
                 assert _metric(text, "voxgate_websocket_fast_streams") == STREAMS
                 assert _metric(text, 'voxgate_active_calls{edge="websocket"}') == STREAMS
 
-            # The records DB is shared: the list shows every worker's calls.
+            # The records DB is shared: the list shows every worker's calls, and the call
+            # registry marks the other worker's calls live too (one connection = one worker).
             res = await client.get("/v1/calls", params={"active": "true"}, headers=_headers())
-            ids = [c["id"] for c in res.json()["calls"]]
-            assert len(ids) == STREAMS
+            listed = res.json()
+            ids = [c["id"] for c in listed["calls"]]
+            assert len(ids) == STREAMS and all(c["live"] for c in listed["calls"])
+            assert 0 < len(listed["live"]) < STREAMS  # details: the answering worker's only
+            details = [(await client.get(f"/v1/calls/{i}", headers=_headers())).json() for i in ids]
+            assert all(d["live"] for d in details)
+            assert {d["node_id"] for d in details} == {"wt-w0", "wt-w1"}
 
             # One keep-alive connection = one worker: the other worker's calls are
             # forwarded over the control bus (the answer names the owner).

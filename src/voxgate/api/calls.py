@@ -12,6 +12,8 @@ code path runs on SQLite and PostgreSQL alike (SQLite has no ``percentile_cont``
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as FsPath
 from typing import Annotated, Any
@@ -20,6 +22,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 from sqlalchemy import case, func, select
 
 from voxgate.api.auth import require_token
@@ -52,6 +55,8 @@ NORMAL_END_REASONS = frozenset(
     {"completed", "caller_hangup", "agent_hangup", "hangup", "remote_hangup", "transferred"}
 )
 """End reasons that are a conversation ending as intended; every other reason is a failure."""
+
+log = logging.getLogger(__name__)
 
 CallId = Annotated[str, Path(min_length=1, max_length=64, description="Call id")]
 
@@ -90,12 +95,19 @@ class CallSummary(BaseModel):
     latency_p50_ms: float | None = Field(None, description="Median voice-to-voice latency")
     latency_max_ms: float | None = Field(None, description="Worst voice-to-voice latency")
     has_recording: bool = False
-    live: bool = Field(False, description="Running on this node now")
+    live: bool = Field(
+        False,
+        description="Running now: on this node or, in a cluster, on the node the call registry "
+        "names (with server.workers > 1, another worker of this node)",
+    )
 
 
 class CallList(BaseModel):
     calls: list[CallSummary]
-    live: list[LiveCall] = Field(description="Calls running on this node (filtered by edge/route)")
+    live: list[LiveCall] = Field(
+        description="Calls running on this node (filtered by edge/route); in a cluster the "
+        "other nodes' (or workers') live calls are the ``calls`` marked ``live``"
+    )
     limit: int
     offset: int
 
@@ -222,6 +234,24 @@ def _live(session: CallSession) -> LiveCall:
     )
 
 
+async def _live_elsewhere(request: Request, call_ids: list[str]) -> set[str]:
+    """Which of ``call_ids`` run on another cluster node, by the call registry.
+
+    With ``server.workers > 1`` the worker answering a request sees only its own calls in
+    its manager, while the records database (shared) lists every worker's; without this a
+    call on the other worker would show as not live. Only calls the records show open are
+    asked, one registry read each; without a cluster nothing is asked."""
+    cluster = getattr(request.app.state, "cluster", None)
+    if cluster is None or not call_ids:
+        return set()
+    try:
+        owners = await asyncio.gather(*(cluster.registry.owner(c) for c in call_ids))
+    except (RedisError, OSError) as exc:  # the records still answer; only "live" is unknown
+        log.warning("call registry unreachable, live flags are this node's only: %s", exc)
+        return set()
+    return {o.call_id for o in owners if o is not None}
+
+
 def _summary(row: dict[str, Any], live: set[str]) -> dict[str, Any]:
     out = dict(row)
     out["has_recording"] = bool(row.get("recording_caller") or row.get("recording_agent"))
@@ -276,7 +306,12 @@ async def list_calls(
             limit=limit,
             offset=offset,
         )
-        rows = [_summary(r, live_ids) for r in await records.list_calls(flt)]
+        found = await records.list_calls(flt)
+        open_elsewhere = [
+            r["id"] for r in found if r.get("ended_at") is None and r["id"] not in live_ids
+        ]
+        live_ids |= await _live_elsewhere(request, open_elsewhere)
+        rows = [_summary(r, live_ids) for r in found]
     live = [
         _live(s)
         for s in sessions
@@ -297,7 +332,10 @@ async def get_call(request: Request, call_id: CallId) -> dict[str, Any]:
         assert session is not None
         row = {"id": session.call_id, "edge": session.edge, "caller": session.caller,
                "callee": session.callee, "route": session.route}
-    out = _summary(row, {session.call_id} if session is not None else set())
+    live = {session.call_id} if session is not None else set()
+    if session is None and row.get("ended_at") is None:
+        live = await _live_elsewhere(request, [call_id])
+    out = _summary(row, live)
     directory = _recordings_dir(request)
     out["recordings"] = {
         track: (

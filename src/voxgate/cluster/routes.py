@@ -7,6 +7,10 @@ over the control bus to the owning node and its answer is returned in the same s
 (``ActionResult`` plus ``node``). So one API serves every call, whichever node a load
 balancer picked. Without a cluster the middleware steps aside: single-node behaviour.
 
+The talk page's ``POST /webrtc/hangup`` is forwarded the same way (as the caller's
+hang-up) when the WebRTC call is not here: with ``server.workers > 1`` the request lands on
+any worker of the node, while the call's peer connection lives in one.
+
 ``GET /v1/cluster/nodes`` lists nodes with their load (empty on a single node).
 """
 
@@ -78,6 +82,34 @@ async def _forward(request: Request, call_id: str, action: str) -> Response:
     )
 
 
+async def _forward_webrtc_hangup(request: Request) -> Response | None:
+    """``POST /webrtc/hangup`` for a WebRTC call another node (worker) owns: run it there
+    and answer as the edge route does (``{call_id, reason}``). None lets the route answer:
+    the call is here, the body is not ours to judge, or no node has the call (404 there)."""
+    try:
+        call_id = json.loads(await request.body() or b"{}")["call_id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(call_id, str) or not 0 < len(call_id) <= 64:
+        return None
+    edge = getattr(request.app.state, "webrtc_edge", None)
+    if edge is not None and call_id in edge.calls:
+        return None
+    if not token_ok(request_token(request), request.app.state.settings.auth.api_tokens):
+        return None  # the route's own token check answers 401 (and counts it)
+    owner = await request.app.state.cluster.registry.owner(call_id)
+    if owner is None or owner.edge != "webrtc":  # as the route: only WebRTC calls, else 404
+        return None
+    result: ControlResult = await request.app.state.cluster.control(
+        call_id, "hangup", {"reason": "caller_hangup"}
+    )
+    if result.ok:
+        return JSONResponse({"call_id": call_id, "reason": "caller_hangup", "node": result.node})
+    if result.status == 404:
+        return None
+    return JSONResponse({"detail": result.detail, "node": result.node}, status_code=result.status)
+
+
 def install(app: FastAPI) -> None:
     """Mount the cluster routes and the control forwarder on ``app`` (one line in app.py)."""
     app.include_router(router)
@@ -90,6 +122,10 @@ def install(app: FastAPI) -> None:
             m = _CONTROL_PATH.match(request.url.path)
             if m is not None and not _is_local(request, m.group(1)):
                 return await _forward(request, m.group(1), m.group(2))
+            if request.url.path == "/webrtc/hangup":
+                forwarded = await _forward_webrtc_hangup(request)
+                if forwarded is not None:
+                    return forwarded
         return await call_next(request)
 
 
