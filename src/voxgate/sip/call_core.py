@@ -21,6 +21,7 @@ from voxgate.calls.playout import PlayoutBuffer
 from voxgate.calls.session import CallControl, CallSession, HoldChanged
 from voxgate.sip.auth import authorize
 from voxgate.sip.dialog import AckTimeout, Dialog, DialogState
+from voxgate.sip.glare import OfferGuard
 from voxgate.sip.message import SipRequest, SipResponse, make_response
 from voxgate.sip.offer_answer import MediaSession, NegotiatedMedia
 from voxgate.sip.requests import new_tag
@@ -79,6 +80,8 @@ class CallCore:
         self._answered_event = asyncio.Event()
         self._dialog_timer: asyncio.TimerHandle | None = None
         self._reinvite_lock = asyncio.Lock()
+        self.glare = OfferGuard(owns_call_id=direction == "outbound")
+        """Glare rules for re-offers; we generated the Call-ID iff we sent the initial INVITE."""
         self._refer: asyncio.Future[int] | None = None
         self._answer_due: int | None = None
         self.session_timer = SessionTimer()

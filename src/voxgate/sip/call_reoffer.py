@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from typing import Literal
 
 from voxgate.sip.call_core import CallCore
+from voxgate.sip.glare import MAX_OFFER_ATTEMPTS, retry_delay
 from voxgate.sip.message import SipRequest, SipResponse
 from voxgate.sip.offer_answer import NegotiationError
 from voxgate.sip.sdp import SdpParseError, SessionDescription
@@ -35,11 +35,27 @@ class Reoffers(CallCore):
     """Re-INVITE/UPDATE both ways and session refresh for ``SipCall``."""
 
     def _on_reoffer(self, request: SipRequest) -> None:
+        """The far end's re-INVITE/UPDATE: refused while an offer/answer exchange is open
+        (491 if ours, 500 + Retry-After if theirs: :class:`~voxgate.sip.glare.OfferGuard`),
+        else answered at once."""
+        refusal = self.glare.receive(
+            request.method, request.cseq.number, has_offer=bool(request.body),
+            awaiting_answer=self._answer_due is not None,
+        )  # fmt: skip
+        if refusal is not None:
+            log.info("sip call %s: %s CSeq %s refused %s (glare)", self.call_id, request.method,
+                     request.cseq.number, refusal.status)  # fmt: skip
+            self._reply(request, refusal.status, headers=refusal.headers())
+            return
+        try:
+            self._answer_reoffer(request)
+        finally:
+            if request.method == "INVITE":
+                self.glare.answered(request.cseq.number)
+
+    def _answer_reoffer(self, request: SipRequest) -> None:
         ms = self.offer_answer
         assert ms is not None and self.dialog is not None
-        if self._reinvite_lock.locked():
-            self._reply(request, 491)  # glare with our own re-INVITE (section 14.1)
-            return
         try:  # every re-INVITE/UPDATE is a session refresh (RFC 4028 section 9)
             timer = negotiate_uas(request, self.edge.options.session_timer)
         except ValueError:
@@ -97,21 +113,40 @@ class Reoffers(CallCore):
     async def _reinvite(self, direction: Literal["sendrecv", "sendonly"], headers: list[tuple[str, str]]) -> SipResponse:
         """Send a re-INVITE with our offer for ``direction``; apply the answer and the
         session timer of a 2xx. Returns the final response; RuntimeError when the 2xx's
-        answer is unusable (the call keeps its old media)."""
+        answer is unusable (the call keeps its old media).
+
+        A 491 (the far end re-offered at the same time) is not the final word: after the
+        random back-off of RFC 3261 section 14.1 the same ``direction`` is offered again
+        (up to :data:`~voxgate.sip.glare.MAX_OFFER_ATTEMPTS` tries), so a hold or unhold the
+        app asked for is not lost to glare. During the back-off the far end's re-offer is
+        answered with the direction still in force."""
         ms = self.offer_answer
         if ms is None:
             raise RuntimeError("call has no media yet")
         async with self._reinvite_lock:
-            previous = self.local_direction
-            self.local_direction = direction
-            offer = ms.create_offer(direction).serialize().encode()
-            request, response = await self._send_in_dialog(
-                "INVITE", body=offer, content_type="application/sdp", headers=headers
-            )
-            if not response.success:
-                ms.negotiated = self.media.negotiated
-                self.local_direction = previous
-                return response
+            for attempt in range(1, MAX_OFFER_ATTEMPTS + 1):
+                await self._until_offer_allowed()
+                previous = self.local_direction
+                self.local_direction = direction
+                offer = ms.create_offer(direction).serialize().encode()
+                self.glare.sending(self.edge.now())
+                try:
+                    request, response = await self._send_in_dialog(
+                        "INVITE", body=offer, content_type="application/sdp", headers=headers
+                    )
+                except BaseException:
+                    self.glare.sent_failed()
+                    raise
+                retry_at = self.glare.response(response.status, self.edge.now())
+                if not response.success:
+                    ms.negotiated = self.media.negotiated
+                    self.local_direction = previous
+                    if retry_at is not None and attempt < MAX_OFFER_ATTEMPTS:
+                        log.info("sip call %s: re-INVITE met glare (491), again in %.2f s",
+                                 self.call_id, retry_at - self.edge.now())  # fmt: skip
+                        continue
+                    return response
+                break
             assert self.dialog is not None
             self.edge.transmit(self.dialog.create_ack(request.cseq.number), self.peer)
             try:
@@ -127,6 +162,17 @@ class Reoffers(CallCore):
                 raise RuntimeError(f"unusable answer to re-INVITE: {exc}") from exc
             self._apply(negotiated)
             return response
+
+    async def _until_offer_allowed(self) -> None:
+        """Sleep until the glare rules let our re-INVITE go: the back-off after a 491. Their
+        re-INVITE is answered within ``_on_reoffer``, so one open on their side is never seen
+        across an await today; the short poll only keeps this correct if that changes."""
+        while True:
+            now = self.edge.now()
+            at = self.glare.next_offer_at(now)
+            if at == now:
+                return
+            await asyncio.sleep(at - now if at is not None else 0.05)
 
     async def _refresh_session(self, interval: int) -> None:
         """As refresher: UPDATE when the far end allows it (no SDP to redo), else re-INVITE
@@ -155,7 +201,7 @@ class Reoffers(CallCore):
                 self.session.end("session_refresh_failed")
                 return
             if response.status == 491:  # glare: section 14.1's back-off, then once more
-                await asyncio.sleep(2.1 + secrets.randbelow(190) / 100)
+                await asyncio.sleep(retry_delay(self.glare.owns_call_id))
                 continue
             log.info("sip call %s: session refresh answered %s", self.call_id, response.status)
             return
