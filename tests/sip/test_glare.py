@@ -53,6 +53,14 @@ def test_their_reinvite_while_our_offer_waits_for_the_ack_gets_491() -> None:
     assert guard.receive("INVITE", 5, has_offer=True, awaiting_answer=False) is None
 
 
+def test_ours_waits_while_our_offer_in_a_2xx_waits_for_the_ack() -> None:
+    guard = OfferGuard(owns_call_id=True)
+    assert guard.next_offer_at(5.0, awaiting_answer=True) is None
+    with pytest.raises(RuntimeError):
+        guard.sending(now=5.0, awaiting_answer=True)
+    assert guard.next_offer_at(5.1, awaiting_answer=False) == 5.1
+
+
 def test_their_reinvite_is_accepted_once_ours_has_its_answer() -> None:
     guard = OfferGuard(owns_call_id=False)
     guard.sending(now=0.0)

@@ -129,7 +129,7 @@ class Reoffers(CallCore):
                 previous = self.local_direction
                 self.local_direction = direction
                 offer = ms.create_offer(direction).serialize().encode()
-                self.glare.sending(self.edge.now())
+                self.glare.sending(self.edge.now(), awaiting_answer=self._answer_due is not None)
                 try:
                     request, response = await self._send_in_dialog(
                         "INVITE", body=offer, content_type="application/sdp", headers=headers
@@ -164,12 +164,16 @@ class Reoffers(CallCore):
             return response
 
     async def _until_offer_allowed(self) -> None:
-        """Sleep until the glare rules let our re-INVITE go: the back-off after a 491. Their
-        re-INVITE is answered within ``_on_reoffer``, so one open on their side is never seen
-        across an await today; the short poll only keeps this correct if that changes."""
+        """Sleep until the glare rules let our re-INVITE go: the back-off after a 491, or the
+        ACK that brings the answer to an offer we put in a 2xx (their re-INVITE had none; the
+        ACK timeout ends the call if it never comes). Their own re-INVITE is answered within
+        ``_on_reoffer``, so it is never seen open across an await today. RuntimeError when the
+        call ends meanwhile."""
         while True:
+            if self.state != "answered":
+                raise RuntimeError(f"cannot send INVITE: call is {self.state}")
             now = self.edge.now()
-            at = self.glare.next_offer_at(now)
+            at = self.glare.next_offer_at(now, awaiting_answer=self._answer_due is not None)
             if at == now:
                 return
             await asyncio.sleep(at - now if at is not None else 0.05)

@@ -96,19 +96,21 @@ class OfferGuard:
 
     # -- our re-INVITEs ---------------------------------------------------------------------
 
-    def next_offer_at(self, now: float) -> float | None:
+    def next_offer_at(self, now: float, *, awaiting_answer: bool = False) -> float | None:
         """When our next re-INVITE may go out: ``now`` if it may now, the end of the back-off
-        after a 491, or None while their INVITE is unanswered (it may not start at all then:
-        section 14.1, one INVITE transaction at a time in either direction)."""
-        if self._theirs_open is not None:
+        after a 491, or None while their INVITE is unanswered or our offer in a 2xx still
+        waits for the ACK with its answer (``awaiting_answer``): section 14.1 allows one
+        INVITE transaction at a time in either direction, and a second offer of ours would
+        leave the ACK's answer matched against the wrong one."""
+        if self._theirs_open is not None or awaiting_answer:
             return None
         if self._retry_at is not None and self._retry_at > now:
             return self._retry_at
         return now
 
-    def sending(self, now: float) -> None:
+    def sending(self, now: float, *, awaiting_answer: bool = False) -> None:
         """Our re-INVITE goes out now; raises RuntimeError if it may not (a caller bug)."""
-        if self._ours_in_flight or self.next_offer_at(now) != now:
+        if self._ours_in_flight or self.next_offer_at(now, awaiting_answer=awaiting_answer) != now:
             raise RuntimeError("a re-INVITE may not start now (glare rules, RFC 3261 14.1)")
         self._ours_in_flight = True
         self._retry_at = None
