@@ -830,6 +830,7 @@ def main() -> None:
             ratio = f"{vn / pn:.2f}x" if pn else "inf (pipecat passed no level)"
             print(f"\nvoxgate / pipecat: {ratio}")
     finally:
+        procs.reverse()  # servers before the Redis they drain into
         for proc in procs:
             proc.terminate()
         for proc in procs:

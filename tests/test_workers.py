@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -294,3 +295,50 @@ def test_each_worker_is_its_own_cluster_node_and_only_w0_runs_sip() -> None:
     assert {v.auth.api_tokens[0].get_secret_value() for v in views} == {
         settings.auth.api_tokens[0].get_secret_value()
     }
+
+
+def test_a_worker_that_fails_before_serving_stops_the_node(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Not transient (here: worker 0's SIP port is taken), so no restart loop: exit 1."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    sip_port = taken.getsockname()[1]
+    cfg = _config(tmp_path, free_port(), redis_server.url, "f" + os.urandom(4).hex())
+    cfg.write_text(
+        cfg.read_text().replace(
+            "[sip]\nenabled = false", f'[sip]\nport = {sip_port}\ntransports = ["udp"]'
+        )
+    )
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        taken.close()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "SIP edge failed to start" in run.stderr
+    assert "worker 0 exited with 1 before serving; stopping the node" in run.stderr
+    assert "voxgate is up" not in run.stdout
+
+
+def test_a_taken_http_port_fails_before_any_worker_starts(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = _config(tmp_path, port, redis_server.url, "p" + os.urandom(4).hex())
+        run = subprocess.run(
+            [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert run.returncode == 1
+    assert f"voxgate: cannot listen on port {port}" in run.stderr
+    assert "starting 2 workers" not in run.stdout

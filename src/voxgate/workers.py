@@ -191,6 +191,12 @@ class Supervisor:
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; 0 after a clean drain of every worker, else 1."""
         settings = self.settings
+        try:  # first: a taken port fails in a second, not after N workers loaded models
+            socks = bind_http(settings, self.count, self.balance)
+        except OSError as exc:
+            raise SystemExit(
+                f"voxgate: cannot listen on port {settings.server.port}: {exc}"
+            ) from None
         generated = settings.ensure_api_token()
         print(f"voxgate: starting {self.count} workers (each loads its own models)", flush=True)
         interrupted = await _migrate_once(settings)
@@ -198,7 +204,6 @@ class Supervisor:
             print(
                 f"  marked {len(interrupted)} call(s) interrupted by the last shutdown", flush=True
             )
-        socks = bind_http(settings, self.count, self.balance)
         self._metrics_dir = tempfile.mkdtemp(prefix="voxgate-metrics-")
         self._failed = asyncio.Event()
         stop = asyncio.Event()
