@@ -13,7 +13,8 @@ call and maps them to what the core sees:
   ``incompatible_media``). A re-INVITE without SDP is handled the same way;
 * outbound: INVITE through a trunk (401/407 answered once each) -> 2xx -> ACK -> media ->
   app; 486/480/408/503... end the session with a reason instead of starting the app;
-* in the call: re-INVITE/UPDATE (hold, unhold, new address, codec change), INFO DTMF
+* in the call: re-INVITE/UPDATE (hold, unhold, new address, codec change; glare answered
+  491, our own re-INVITE retried after a 491 per RFC 3261 14.1), INFO DTMF
   (``application/dtmf-relay``), OPTIONS, NOTIFY for our REFER. An inbound REFER asks *us*
   to place a call, at our cost: a toll-fraud vector, so it is refused (403) unless its
   Refer-To user is listed in ``sip.refer_targets``; an allowed one is accepted (202) and

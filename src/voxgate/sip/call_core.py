@@ -84,10 +84,10 @@ class CallCore:
         """Glare rules for re-offers; we generated the Call-ID iff we sent the initial INVITE."""
         self._refer: asyncio.Future[int] | None = None
         self._answer_due: int | None = None
+        """CSeq of the INVITE whose 2xx carried our offer: its ACK must bring the answer."""
         self.session_timer = SessionTimer()
         self._session_timer_handle: asyncio.TimerHandle | None = None
         self._peer_allows_update = False
-        """CSeq of the INVITE whose 2xx carried our offer: its ACK must bring the answer."""
         self._tasks: set[asyncio.Task[None]] = set()
         self.final_status: int | None = None
 

@@ -3,7 +3,9 @@
 Hold/unhold from the app, the far end's hold or codec change, and RFC 4028 session refresh
 all are offer/answer exchanges inside the dialog; they share the rules on who may start one
 (glare, RFC 3261 section 14) and how a refresh re-arms the session timer, so they live
-together and apart from call setup.
+together and apart from call setup. The glare rules themselves are pure and tested on a
+virtual clock in :mod:`voxgate.sip.glare`; this module is their asyncio glue (it sleeps out the
+back-off after a 491 and answers 491/500 from the guard's refusal).
 """
 
 from __future__ import annotations
