@@ -505,6 +505,18 @@ def tree_cpu(pid: int) -> dict[int, float]:
     return out
 
 
+def wait_idle(pids: list[int], limit: float = 10.0, timeout: float = 20.0) -> None:
+    """Until the servers together use < ``limit`` % of a core (0.5 s windows), at most
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = {p: sum(tree_cpu(p).values()) for p in pids}
+        time.sleep(0.5)
+        used = sum(sum(tree_cpu(p).values()) - before[p] for p in pids)
+        if 100 * used / 0.5 < limit:
+            return
+
+
 @dataclass
 class Level:
     server: str
@@ -787,7 +799,11 @@ def main() -> None:
                     print(f"{name} server exited ({proc.returncode})")
                     del alive[name]
                     continue
-                time.sleep(1.0)  # let the previous level's sockets close
+                # Let the previous level's sockets close and every server go idle: a server
+                # that failed a level (pipecat) can stay busy with its backlog for seconds,
+                # which would land on the next server's level on a 2-core machine.
+                time.sleep(1.0)
+                wait_idle([p.pid for p, _, _ in servers.values() if p.poll() is None])
                 lvl = run_level(name, port, path, proc.pid, n, args)
                 all_levels.append(lvl)
                 passed = lvl.ok(args.p99_ms)
