@@ -143,6 +143,13 @@ deployed: a core per media process, the rest elsewhere; on a shared machine othe
 can still be scheduled on core 1)."""
 
 
+PIN_WORKERS = False
+"""``--pin-workers``: worker k runs on core k (mod the core count) only."""
+SIPP_NICE = 0
+"""``--sipp-nice N``: sipp runs at this niceness (it stands in for the far end, which on a
+real node is not on the media cores)."""
+
+
 PROFILE_TO = os.environ.get("SIP_LOAD_PROFILE", "")
 """Set: the edge runs cProfile over each measuring window and writes it here (slows it)."""
 PROMPT_WAV = ROOT.parent / "shared" / "audio" / "book_appointment.piper.8k.wav"
@@ -253,6 +260,7 @@ async def _serve(
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     base_cpu, base_wall, base_sys = time.process_time(), time.monotonic(), os.times().system
+    base_wait = _runq_wait_s()
     base_in = base_out = base_played = 0
     base_invented = 0.0
     peak = 0
@@ -293,6 +301,7 @@ async def _serve(
             gc_time[:] = [0.0, 0.0, 0.0]
             gc_count[:] = [0, 0, 0]
             base_cpu, base_wall, base_sys = time.process_time(), time.monotonic(), os.times().system
+            base_wait = _runq_wait_s()
             base_in, base_out = totals()
             base_played, base_invented = played()
             peak = len(edge.calls)
@@ -308,7 +317,7 @@ async def _serve(
             out = {
                 "calls": len(edge.calls), "peak": peak,
                 "cpu_s": time.process_time() - base_cpu, "wall_s": time.monotonic() - base_wall,
-                "sys_s": os.times().system - base_sys,
+                "sys_s": os.times().system - base_sys, "runq_wait_s": _runq_wait_s() - base_wait,
                 "gc_s": list(gc_time), "gc_n": list(gc_count),
                 "packets_in": pin - base_in, "packets_out": pout - base_out,
                 "played": good - base_played, "concealed": invented - base_invented,
@@ -331,6 +340,16 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _runq_wait_s() -> float:
+    """Seconds this process spent runnable but waiting for a CPU (``/proc/self/schedstat``):
+    how much of a late tick is the scheduler (other processes on the cores) and not the loop."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _proc_cpu_s(pid: int) -> float:
@@ -363,6 +382,8 @@ class Child:
         pin = ["--pin-edge"] if self.pin else []
         link = self.link
         extra = ["--link", f"{link.index},{link.count},{link.inbox_fd},{link.public_fd}"] if link else []
+        if link and PIN_WORKERS:
+            extra += ["--pin-core", str(link.index % (os.cpu_count() or 1))]
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--serve", self.loop_kind, "--port", str(self.port),
             "--app", self.app_kind, "--sample-rate", str(self.sample_rate),
@@ -456,8 +477,9 @@ async def _sipp(
 ) -> asyncio.subprocess.Process:
     sipp = shutil.which("sipp")
     assert sipp is not None
+    nice = ["nice", "-n", str(SIPP_NICE)] if SIPP_NICE else []
     proc = await asyncio.create_subprocess_exec(
-        sipp, "-sf", str(workdir / "bench.xml"), f"127.0.0.1:{port}", "-s", "agent",
+        *nice, sipp, "-sf", str(workdir / "bench.xml"), f"127.0.0.1:{port}", "-s", "agent",
         "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(_free_port()), "-mp", str(_free_port()),
         "-rtp_echo", "-m", str(calls), "-r", str(rate), "-l", str(limit), "-d", str(hold_ms),
         "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error", "-max_socket", "5000",
@@ -485,14 +507,17 @@ async def cps_phase(child: Child | Fronted, workdir: Path, rates: list[int]) -> 
     for rate in rates:
         calls = rate * 3
         proc = await _sipp(workdir, child.port, calls=calls, rate=rate, limit=calls, hold_ms=1000, timeout_s=40)
-        started = time.monotonic()
+        started, driver_cpu = time.monotonic(), time.process_time()
         rc = await asyncio.wait_for(proc.wait(), 60)
         elapsed = time.monotonic() - started
         ok, failed = _sipp_counts(workdir, child.port, calls, rate)
         achieved = ok / max(elapsed - 1.0, 1e-3)
+        front = ""
+        if isinstance(child, Fronted):
+            front = f", front (+driver) CPU {100 * (time.process_time() - driver_cpu) / elapsed:.1f} %"
         print(
             f"  [{child.label}] cps {rate} requested: {ok} ok, {failed} failed, rc={rc}, "
-            f"{elapsed:.1f} s, achieved {achieved:.0f}/s", flush=True,
+            f"{elapsed:.1f} s, achieved {achieved:.0f}/s{front}", flush=True,
         )  # fmt: skip
         if rc != 0 or failed:
             break
@@ -545,12 +570,14 @@ async def concurrency_phase(
             row["worker_cpu_pct"] = [100 * w["cpu_s"] / w["wall_s"] for w in stats["per_worker"]]
             row["worker_calls"] = [w["calls"] for w in stats["per_worker"]]
             row["worker_p99_ms"] = [w["late_p99_ms"] for w in stats["per_worker"]]
+            row["worker_runq_pct"] = [100 * w["runq_wait_s"] / w["wall_s"] for w in stats["per_worker"]]
             row["front_cpu_pct"] = 100 * stats["front_cpu_s"] / stats["wall_s"]
             row["dispatch"] = stats["dispatch"]
             workers_note = (
                 f"; workers: calls {row['worker_calls']}, CPU "
                 f"{[round(c) for c in row['worker_cpu_pct']]} %, p99 "
-                f"{[round(p, 2) for p in row['worker_p99_ms']]} ms; front (+driver) CPU "
+                f"{[round(p, 2) for p in row['worker_p99_ms']]} ms, waiting for a CPU "
+                f"{[round(w, 1) for w in row['worker_runq_pct']]} % of the time; front (+driver) CPU "
                 f"{row['front_cpu_pct']:.2f} %, dropped at the links {stats['dispatch']['dropped']}"
             )
         out.append(row)
@@ -688,9 +715,15 @@ if __name__ == "__main__":
         "in this driver; 0 (default): one edge process on its own port, no front",
     )  # fmt: skip
     parser.add_argument("--link", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--pin-core", type=int, default=-1, help=argparse.SUPPRESS)
+    parser.add_argument("--pin-workers", action="store_true", help="--workers: worker k on core k only")
+    parser.add_argument("--sipp-nice", type=int, default=0, help="run sipp at this niceness")
     parser.add_argument("--steps", type=int, nargs="+", help="concurrency steps (calls)")
     parser.add_argument("--rates", type=int, nargs="+", help="set-up rates to try (0: skip)")
     ns = parser.parse_args()
+    PIN_WORKERS, SIPP_NICE = ns.pin_workers, ns.sipp_nice
+    if ns.pin_core >= 0:
+        os.sched_setaffinity(0, {ns.pin_core})
     if ns.pin_edge:
         os.sched_setaffinity(0, {PIN_EDGE})
     elif ns.pin and not ns.serve:
