@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +26,15 @@ from tests.sip.interop.peers import (
 from voxgate.config import Settings, SipTrunk
 from voxgate.sip.dispatch import port_slice, worker_for_call_id
 from voxgate.sip.endpoint import SipEdge
-from voxgate.sip.front import FrontSockets, SipFront, WorkerLink, bind_front, open_front, run_front
+from voxgate.sip.front import (
+    FrontSockets,
+    SipFront,
+    WorkerLink,
+    bind_front,
+    link_from,
+    open_front,
+    run_front,
+)
 
 
 @dataclass
@@ -163,6 +172,27 @@ def test_open_front_binds_the_configured_udp_port_and_needs_udp() -> None:
         open_front(Settings(sip={"transports": ["tcp"]}), 2)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="index"):
         WorkerLink(2, 2, 0, 0)
+
+
+def test_inherit_map_and_link_from_round_trip_by_name() -> None:
+    sockets = bind_front("127.0.0.1", 0, 2)
+    try:
+        named = sockets.inherit_map()
+        assert sorted(named) == ["sip_link0", "sip_link1", "sip_public"]
+        # As a worker sees them: new socket objects over the inherited descriptors.
+        link = link_from(1, 2, lambda name: socket.socket(fileno=os.dup(named[name].fileno())))
+        assert (link.index, link.count) == (1, 2)
+        with socket.socket(fileno=os.dup(link.public_fd)) as public:
+            assert public.getsockname()[1] == sockets.port  # still open after detach
+        os.close(link.inbox_fd)
+        os.close(link.public_fd)
+        with pytest.raises(RuntimeError, match="inherited"):
+            link_from(0, 2, lambda name: None)
+        sockets.close_worker_ends()
+        with pytest.raises(RuntimeError, match="closed"):
+            sockets.inherit_map()
+    finally:
+        sockets.close()
 
 
 # --- with sipp (heavy: run under flock /tmp/voxgate-heavy.lock) ---------------------------

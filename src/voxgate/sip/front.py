@@ -24,21 +24,27 @@ garbage to worker 0). The front never parses, never answers and never sends SIP 
   simple: a stream is one flow with one owner, and handing a connection's messages to
   several workers would need a stream-aware front. UDP is where the load is.
 
-API for the supervisor (``server.workers = N``)::
+API for the supervisor (``server.workers = N``), with ``voxgate.workers``' named
+inherited sockets::
 
     sockets = open_front(settings, workers=N)       # in the supervisor, before any worker
-    # start worker k with sockets.pass_fds(k) inherited (e.g. subprocess pass_fds=...,
-    # or a fork), handing it sockets.links[k] (a WorkerLink: four ints, picklable)
-    sockets.close_worker_ends()                     # once every worker has its copy
-    await run_front(sockets)                        # in the supervisor's loop; cancel to stop
-    sockets.close()
+    for name, sock in sockets.inherit_map().items():
+        supervisor.inherit(name, sock)              # sip_public, sip_link0 .. sip_link<N-1>
+    front = SipFront(sockets)                       # .dispatcher has the counts
+    task = asyncio.create_task(run_front(sockets, front))   # in the supervisor's loop
+    ...                                             # at shutdown, after the workers drained:
+    task.cancel(); sockets.close()
 
 and in worker k::
 
+    link = link_from(k, N, inherited_socket)        # voxgate.workers.inherited_socket
     edge = await start_sip_edge(settings, manager, observer, link=link)
 
-Restarting a worker needs its ends again: call ``close_worker_ends`` only if workers are
-never restarted, or keep the ends open (they cost two descriptors per worker).
+Without that supervisor: start worker k with ``sockets.pass_fds(k)`` inherited
+(``subprocess`` ``pass_fds``) and hand it ``sockets.links[k]`` (four ints, picklable). The
+supervisor keeps the worker ends open so a restarted worker gets the same link (datagrams
+queued meanwhile are served late rather than lost); ``close_worker_ends`` is for callers
+that never restart a worker.
 """
 
 from __future__ import annotations
@@ -47,12 +53,24 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from voxgate.config import Settings
 from voxgate.sip.dispatch import Dispatcher, encode_frame
 
-__all__ = ["FrontSockets", "SipFront", "WorkerLink", "bind_front", "open_front", "run_front"]
+__all__ = [
+    "FrontSockets",
+    "SipFront",
+    "WorkerLink",
+    "bind_front",
+    "link_from",
+    "open_front",
+    "run_front",
+]
+
+PUBLIC_NAME = "sip_public"
+LINK_NAME = "sip_link{}"
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +125,17 @@ class FrontSockets:
         link = self.links[index]
         return link.inbox_fd, link.public_fd
 
+    def inherit_map(self) -> dict[str, socket.socket]:
+        """Every socket a worker may need, by name (``sip_public``, ``sip_link<k>``): for a
+        supervisor that passes the same named sockets to every worker (each worker then uses
+        only its own link, see :func:`link_from`)."""
+        named: dict[str, socket.socket] = {PUBLIC_NAME: self.public}
+        for index, end in enumerate(self.worker_ends):
+            if end is None:
+                raise RuntimeError("the worker ends were closed already")
+            named[LINK_NAME.format(index)] = end
+        return named
+
     def close_worker_ends(self) -> None:
         """Close the supervisor's copies of the workers' ends (after the workers have theirs),
         so a worker that exits is not kept alive on paper by our copy."""
@@ -120,6 +149,16 @@ class FrontSockets:
         for end in self.front_ends:
             end.close()
         self.public.close()
+
+
+def link_from(index: int, count: int, lookup: Callable[[str], socket.socket | None]) -> WorkerLink:
+    """Worker ``index``'s link from sockets found by name (``lookup``, e.g.
+    ``voxgate.workers.inherited_socket``; the names of :meth:`FrontSockets.inherit_map`).
+    The sockets are detached, so their descriptors stay open when the objects go away."""
+    inbox, public = lookup(LINK_NAME.format(index)), lookup(PUBLIC_NAME)
+    if inbox is None or public is None:
+        raise RuntimeError(f"SIP worker {index}: the front's sockets were not inherited")
+    return WorkerLink(index, count, inbox.detach(), public.detach())
 
 
 def bind_front(host: str, port: int, workers: int) -> FrontSockets:
