@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
@@ -214,11 +215,21 @@ def _recordings_dir(request: Request) -> FsPath:
     return directory
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """Naive times are UTC; aware ones are converted (SQLite compares the stored text)."""
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """Naive times are UTC; aware ones are converted (SQLite compares the stored text).
+
+    A time at the edge of the calendar with an offset (``0001-01-01T00:00+08:00``) has no
+    UTC equivalent: that is the client's bad parameter (422, counted), not a server error."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise RequestValidationError(
+            [{"loc": ("query", name), "msg": "date out of range in UTC", "type": "value_error"}]
+        ) from None
 
 
 def _live(session: CallSession) -> LiveCall:
@@ -299,8 +310,8 @@ async def list_calls(
             edge=edge or None,
             route=route or None,
             end_reason=end_reason or None,
-            since=_utc(since),
-            until=_utc(until),
+            since=_utc(since, "since"),
+            until=_utc(until, "until"),
             min_latency_ms=min_latency_ms,
             active=active,
             limit=limit,
@@ -387,8 +398,8 @@ async def overview(
     calls count in the window they started in. An empty window (``since >= until``) is
     answered with empty statistics rather than an error: it is a valid, if dull, question.
     """
-    end = _utc(until) or datetime.now(UTC)
-    start = _utc(since) or end - timedelta(days=1)
+    end = _utc(until, "until") or datetime.now(UTC)
+    start = _utc(since, "since") or end - timedelta(days=1)
     bucket = bucket_s or _auto_bucket(end - start)
     active_calls = len(_manager(request).calls)
     records = _records(request)
