@@ -34,7 +34,7 @@ from tests.websocket.helpers import media_msg, start_msg
 from voxgate.cli import main as cli_main
 from voxgate.config import load_settings
 from voxgate.errors import ConfigError
-from voxgate.workers import worker_settings
+from voxgate.worker_process import worker_settings
 
 TOKEN = "workers-test-token"
 STREAMS = 20

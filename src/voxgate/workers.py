@@ -18,7 +18,7 @@ The supervisor (this module, the process ``voxgate serve`` started):
    restarted worker serves the same socket and nothing queued on it is lost;
 3. points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory so ``/metrics`` (whichever
    worker answers) shows the node: see ``voxgate.observability.metrics.exposition``;
-4. starts N workers (``python -c`` into :func:`worker_main`, never ``fork``: prometheus
+4. starts N workers (``python -c`` into ``voxgate.worker_process.worker_main``, never ``fork``: prometheus
    picks its value storage at import, and a forked copy of a started event loop is unsafe),
    each given its settings pickled on stdin (``SecretStr`` values intact, no re-reading of
    files or environment) and its inherited file descriptors by name;
@@ -35,7 +35,7 @@ not transient: every worker is stopped and the supervisor exits 1.
 
 SIP: for now only worker 0 runs the SIP edge. Sockets a future SIP front opens before the
 workers start go through :meth:`Supervisor.inherit` and come back in the worker from
-:func:`inherited_socket`.
+``voxgate.worker_process.inherited_socket``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from voxgate.config import Settings
+from voxgate.worker_process import WorkerSpec, worker_settings
 
 log = logging.getLogger("voxgate.workers")
 
@@ -68,33 +69,6 @@ READY_TIMEOUT_S = 600.0
 STOP_MARGIN_S = 15.0
 """Beyond ``server.drain_timeout_s``: a worker still alive then is killed."""
 BACKLOG = 2048  # uvicorn's default
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """What one worker is told, pickled to its stdin."""
-
-    index: int
-    settings: Settings
-    fds: dict[str, int]
-    """Inherited descriptors by name: ``http`` (listening socket), ``status`` (pipe the
-    worker writes ``ready <sip uri>`` to), plus any :meth:`Supervisor.inherit` added."""
-    load_agent: bool = True
-
-
-_spec: WorkerSpec | None = None
-
-
-def worker_settings(settings: Settings, index: int) -> Settings:
-    """Worker ``index``'s view of the node: its own cluster node id (records and registry
-    entries name the worker that owns the call) and the SIP edge in worker 0 only."""
-    node_id = f"{settings.cluster.node_id[:60]}-w{index}"
-    update: dict[str, object] = {
-        "cluster": settings.cluster.model_copy(update={"node_id": node_id})
-    }
-    if index > 0:
-        update["sip"] = settings.sip.model_copy(update={"enabled": False})
-    return settings.model_copy(update=update)
 
 
 def bind_http(settings: Settings, count: int, balance: Balance) -> list[socket.socket]:
@@ -172,7 +146,7 @@ class Supervisor:
 
     def inherit(self, name: str, sock: socket.socket) -> None:
         """Give every worker ``sock`` (opened before the workers start), found there by
-        :func:`inherited_socket` under ``name``: the hook for fronts (SIP) that must hand
+        ``voxgate.worker_process.inherited_socket`` under ``name``: the hook for fronts (SIP) that must hand
         one port's traffic to several workers."""
         if name in ("http", "status"):
             raise ValueError(f"{name!r} is reserved")
@@ -297,7 +271,7 @@ class Supervisor:
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir}
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", "from voxgate.workers import worker_main; raise SystemExit(worker_main())",
+                sys.executable, "-c", "from voxgate.worker_process import worker_main; raise SystemExit(worker_main())",
                 stdin=asyncio.subprocess.PIPE, pass_fds=tuple(fds.values()), env=env,
             )  # fmt: skip
         finally:
@@ -360,63 +334,3 @@ def supervise(
     """Run the node as a supervisor plus ``settings.server.workers`` workers
     (``load_agent=False``: no models, for benchmarks of routes that need none)."""
     return asyncio.run(Supervisor(settings, balance=balance, load_agent=load_agent).run())
-
-
-# --- the worker side ---------------------------------------------------------------------
-
-
-def inherited_socket(name: str) -> socket.socket | None:
-    """In a worker: the socket the supervisor passed under ``name`` (None if none)."""
-    if _spec is None or name not in _spec.fds:
-        return None
-    return socket.socket(fileno=_spec.fds[name])
-
-
-def _die_with_parent() -> None:
-    """SIGTERM this worker (a drain) when the supervisor dies, even by SIGKILL: an orphan
-    would keep serving a port the operator believes is down."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def worker_main() -> int:
-    """Entry of a worker process: read the spec from stdin, serve the node on the
-    inherited socket, report ``ready`` on the status pipe, drain on SIGTERM."""
-    global _spec
-    parent = os.getppid()
-    _die_with_parent()
-    spec: WorkerSpec = pickle.load(sys.stdin.buffer)
-    _spec = spec
-    settings = spec.settings
-    if os.getppid() != parent:  # the supervisor died before prctl took effect
-        return 1
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s w{spec.index} %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    from voxgate.server import _install_uvloop, run_node
-
-    _install_uvloop()
-    http = socket.socket(fileno=spec.fds["http"])
-    status = os.fdopen(spec.fds["status"], "w")
-
-    def ready(sip_uri: str | None) -> None:
-        status.write(f"ready {sip_uri or '-'}\n")
-        status.flush()
-        status.close()
-
-    def progress(line: str) -> None:
-        print(f"  [w{spec.index}] {line}", flush=True)
-
-    asyncio.run(
-        run_node(
-            settings, progress=progress, on_ready=ready, sockets=[http], load_agent=spec.load_agent
-        )
-    )
-    return 0
