@@ -55,7 +55,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from voxgate.config import Settings
-from voxgate.worker_process import WorkerSpec, worker_settings
+from voxgate.worker_process import WorkerSpec, inherited_socket, worker_settings
+
+__all__ = [
+    "Supervisor",
+    "WorkerSpec",
+    "bind_http",
+    "inherited_socket",
+    "supervise",
+    "worker_settings",
+]
 
 log = logging.getLogger("voxgate.workers")
 
