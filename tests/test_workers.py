@@ -342,3 +342,51 @@ def test_a_taken_http_port_fails_before_any_worker_starts(
     assert run.returncode == 1
     assert f"voxgate: cannot listen on port {port}" in run.stderr
     assert "starting 2 workers" not in run.stdout
+
+
+_ALONGSIDE = """
+import asyncio, sys
+from pathlib import Path
+from voxgate.config import load_settings
+from voxgate.workers import Supervisor
+
+trace = Path(sys.argv[2])
+sup = Supervisor(load_settings(Path(sys.argv[1])), load_agent=False)
+
+async def front() -> None:
+    trace.write_text(f"started, workers {len(sup.pids)}\\n")
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        with trace.open("a") as f:
+            f.write(f"cancelled, workers {len(sup.pids)}\\n")
+        raise
+
+def close() -> None:
+    with trace.open("a") as f:
+        f.write("closed\\n")
+
+sup.alongside(front, close=close)
+raise SystemExit(asyncio.run(sup.run()))
+"""
+
+
+def test_a_supervisor_service_runs_from_before_the_workers_until_they_drained(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """``Supervisor.alongside``: where a SIP front will run (it must outlive the drain)."""
+    cfg = _config(tmp_path, free_port(), redis_server.url, "s" + os.urandom(4).hex())
+    trace = tmp_path / "trace.txt"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _ALONGSIDE, str(cfg), str(trace)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "voxgate is up" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert trace.read_text() == "started, workers 0\ncancelled, workers 0\nclosed\n"

@@ -33,9 +33,11 @@ restarting beats taking the node down. A worker that fails before its first ``re
 port, model missing) or more than ``RESTART_LIMIT`` deaths within ``RESTART_WINDOW_S`` are
 not transient: every worker is stopped and the supervisor exits 1.
 
-SIP: for now only worker 0 runs the SIP edge. Sockets a future SIP front opens before the
-workers start go through :meth:`Supervisor.inherit` and come back in the worker from
-``voxgate.worker_process.inherited_socket``.
+SIP: for now only worker 0 runs the SIP edge. Sockets a SIP front opens before the workers
+start go through :meth:`Supervisor.inherit` and come back in the worker from
+``voxgate.worker_process.inherited_socket``; the front itself can run in the supervisor's
+event loop through :meth:`Supervisor.alongside` (started before the workers, stopped after
+they drained).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -152,11 +155,21 @@ class Supervisor:
         self._stopping = False
         self._failed: asyncio.Event | None = None
         self._metrics_dir: str | None = None
+        self._alongside: list[tuple[Callable[[], Awaitable[None]], Callable[[], None] | None]] = []
+
+    def alongside(
+        self, run: Callable[[], Awaitable[None]], *, close: Callable[[], None] | None = None
+    ) -> None:
+        """Run ``run()`` in the supervisor's event loop while the node runs: started before
+        the workers, cancelled only after every worker drained, then ``close()``. For what
+        the workers depend on until their last call ends (a SIP front receiving for them).
+        It must not end on its own: if it does (or raises), the node stops with exit 1."""
+        self._alongside.append((run, close))
 
     def inherit(self, name: str, sock: socket.socket) -> None:
         """Give every worker ``sock`` (opened before the workers start), found there by
-        ``voxgate.worker_process.inherited_socket`` under ``name``: the hook for fronts (SIP) that must hand
-        one port's traffic to several workers."""
+        ``voxgate.worker_process.inherited_socket`` under ``name``: the hook for fronts
+        (SIP) that must hand one port's traffic to several workers."""
         if name in ("http", "status"):
             raise ValueError(f"{name!r} is reserved")
         self._inherited[name] = sock
@@ -193,6 +206,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        services = [self._start_service(run) for run, _ in self._alongside]
         self._workers = [_Worker(k, socks[k % len(socks)]) for k in range(self.count)]
         keepers = [
             asyncio.create_task(self._keep(w), name=f"worker-{w.index}") for w in self._workers
@@ -216,9 +230,31 @@ class Supervisor:
             for keeper in keepers:
                 keeper.cancel()
             await asyncio.gather(*keepers, return_exceptions=True)
+            for service in services:  # after the workers: they drained through it
+                service.cancel()
+            await asyncio.gather(*services, return_exceptions=True)
+            for _, close in self._alongside:
+                if close is not None:
+                    close()
             for sock in {id(s): s for s in socks}.values():
                 sock.close()
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
+
+    def _start_service(self, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        async def guarded() -> None:
+            assert self._failed is not None
+            try:
+                await run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("supervisor service %s failed; stopping the node", run)
+            else:
+                log.error("supervisor service %s ended; stopping the node", run)
+            if not self._stopping:
+                self._failed.set()
+
+        return asyncio.create_task(guarded(), name=f"service-{run}")
 
     async def _wait_started(self, stop: asyncio.Event) -> bool:
         """True when every worker said ready; False on a stop signal or a failed start."""
