@@ -352,6 +352,14 @@ def _runq_wait_s() -> float:
         return 0.0
 
 
+def _machine_busy_s() -> float:
+    """CPU seconds all cores spent busy (``/proc/stat``: everything but idle and iowait):
+    minus what the edge, sipp and this driver used, it is what other processes took."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _proc_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process, all its threads (0 once it is gone)."""
     try:
@@ -547,9 +555,13 @@ async def concurrency_phase(
         await asyncio.sleep(1.0)  # jitter buffers settle
         await child.ask("reset")
         sipp0, t0 = _proc_cpu_s(proc.pid), time.monotonic()
+        busy0, driver0 = _machine_busy_s(), time.process_time()
         await asyncio.sleep(window_s)
         stats = await child.ask("stats")
-        sipp_pct = 100 * (_proc_cpu_s(proc.pid) - sipp0) / (time.monotonic() - t0)
+        elapsed = time.monotonic() - t0
+        sipp_pct = 100 * (_proc_cpu_s(proc.pid) - sipp0) / elapsed
+        busy_pct = 100 * (_machine_busy_s() - busy0) / elapsed
+        ours_pct = 100 * stats["cpu_s"] / stats["wall_s"] + sipp_pct + 100 * (time.process_time() - driver0) / elapsed
         rc = await asyncio.wait_for(proc.wait(), ramp + hold + 60)
         ok, failed = _sipp_counts(workdir, child.port, n, rate)
         per_call_s = stats["wall_s"] * max(1, stats["calls"])
@@ -561,7 +573,7 @@ async def concurrency_phase(
             "sys_share": stats["sys_s"] / max(1e-9, stats["cpu_s"]),
             "concealed_pct": 100 * stats["concealed"] / max(1.0, stats["played"] + stats["concealed"]),
             "sipp_cpu_pct": sipp_pct, "sipp_pct_per_call": sipp_pct / max(1, stats["calls"]),
-            "load": os.getloadavg()[0],
+            "load": os.getloadavg()[0], "busy_pct": busy_pct, "others_pct": max(0.0, busy_pct - ours_pct),
             "pps_in": stats["packets_in"] / per_call_s, "pps_out": stats["packets_out"] / per_call_s,
             **{k: stats[k] for k in ("late_p50_ms", "late_p95_ms", "late_p99_ms", "late_max_ms")},
         }  # fmt: skip
@@ -589,7 +601,8 @@ async def concurrency_phase(
             f"p50/p95/p99 {row['late_p50_ms']:.2f}/{row['late_p95_ms']:.2f}/{row['late_p99_ms']:.2f} ms, "
             f"pps in/out {row['pps_in']:.1f}/{row['pps_out']:.1f}, "
             f"concealed {row['concealed_pct']:.2f} % of frames played, "
-            f"load {row['load']:.1f}{workers_note}",
+            f"load {row['load']:.1f}, machine busy {busy_pct:.0f} % of {100 * (os.cpu_count() or 1)} % "
+            f"(other processes {row['others_pct']:.0f} %){workers_note}",
             flush=True,
         )
         if rc != 0 or failed or row["up"] < n or row["late_p99_ms"] > stop_p99_ms:
