@@ -22,7 +22,13 @@ garbage to worker 0). The front never parses, never answers and never sends SIP 
 * TCP and TLS: only worker 0 listens (and only it sends trunk REGISTERs and keeps the
   registrar), so calls over stream transports are all served by worker 0. Deliberately
   simple: a stream is one flow with one owner, and handing a connection's messages to
-  several workers would need a stream-aware front. UDP is where the load is.
+  several workers would need a stream-aware front. UDP is where the load is;
+* per worker, not per node: ``sip.max_calls`` and the per-source INVITE rate limit (a
+  flood spread over N workers meets N buckets), the digest nonce secret (a client that
+  changes its Call-ID between a 401 and its retry may land on a worker that did not issue
+  the nonce, which answers 403; clients keep the Call-ID, as RFC 3261 8.1.3.5 has them), and
+  the registrar (worker 0: a
+  ``dial`` to a registered user must run in worker 0).
 
 API for the supervisor (``server.workers = N``), with ``voxgate.workers``' named
 inherited sockets::
