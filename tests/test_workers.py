@@ -300,14 +300,17 @@ def test_each_worker_is_its_own_cluster_node_and_only_w0_runs_sip() -> None:
 def test_a_worker_that_fails_before_serving_stops_the_node(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    """Not transient (here: worker 0's SIP port is taken), so no restart loop: exit 1."""
-    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    """Not transient (here: worker 0's SIP port is taken), so no restart loop: exit 1.
+    SIP over TCP only: that edge runs in worker 0 (with UDP the supervisor's SIP front
+    binds the port itself, see tests/test_workers_sip.py)."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     taken.bind(("127.0.0.1", 0))
+    taken.listen()
     sip_port = taken.getsockname()[1]
     cfg = _config(tmp_path, free_port(), redis_server.url, "f" + os.urandom(4).hex())
     cfg.write_text(
         cfg.read_text().replace(
-            "[sip]\nenabled = false", f'[sip]\nport = {sip_port}\ntransports = ["udp"]'
+            "[sip]\nenabled = false", f'[sip]\nport = {sip_port}\ntransports = ["tcp"]'
         )
     )
     try:

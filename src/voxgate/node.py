@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -28,6 +28,9 @@ from voxgate.observability.observer import CallObserver
 from voxgate.observability.recording import RecordingHooks, retention_loop
 from voxgate.observability.records import CallRecords
 from voxgate.observability.tracing import CallTracer, make_tracer_provider
+
+if TYPE_CHECKING:
+    from voxgate.sip.front import WorkerLink
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +132,14 @@ class Node:
         )
         return node
 
-    async def start_edges(self) -> None:
+    async def start_edges(self, *, sip_link: WorkerLink | None = None) -> None:
+        """``sip_link``: serve SIP as one worker behind the SIP front (``server.workers``)."""
         if self.settings.sip.enabled:
             from voxgate.sip.endpoint import start_sip_edge
 
-            self.sip_edge = await start_sip_edge(self.settings, self.manager, self.observer)
+            self.sip_edge = await start_sip_edge(
+                self.settings, self.manager, self.observer, link=sip_link
+            )
             self.app.state.sip_edge = self.sip_edge
         # The cluster joins after the SIP edge: campaigns dial through it.
         from voxgate.cluster.dialer import SipDialer

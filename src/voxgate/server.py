@@ -17,11 +17,14 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from voxgate.config import Settings
+
+if TYPE_CHECKING:
+    from voxgate.sip.front import WorkerLink
 
 log = logging.getLogger("voxgate")
 
@@ -117,6 +120,7 @@ async def run_node(
     on_ready: Callable[[str | None], None],
     sockets: list[socket.socket] | None = None,
     load_agent: bool = True,
+    sip_link: WorkerLink | None = None,
 ) -> None:
     """Build the node, serve HTTP, start the edges, call ``on_ready(sip_uri)``, then run
     until SIGTERM/SIGINT and drain.
@@ -124,7 +128,8 @@ async def run_node(
     Shared by the single process and each worker of ``server.workers > 1``
     (``voxgate.workers``), so a worker is exactly today's node; ``sockets`` are the
     listening sockets a worker inherits from its supervisor instead of binding the port.
-    ``load_agent=False`` skips the models (benchmarks of routes that need none)."""
+    ``load_agent=False`` skips the models (benchmarks of routes that need none);
+    ``sip_link``: this worker's link to the SIP front (``voxgate.sip.front``)."""
     from voxgate.node import Node
 
     node = await Node.create(settings, progress=progress, load_agent=load_agent)
@@ -145,7 +150,7 @@ async def run_node(
             raise SystemExit(f"voxgate: HTTP server failed to start on port {settings.server.port}")
         await asyncio.sleep(0.05)
     try:
-        await node.start_edges()
+        await node.start_edges(sip_link=sip_link)
     except (OSError, ValueError) as exc:
         server.should_exit = True
         await server_task

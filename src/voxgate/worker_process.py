@@ -32,19 +32,22 @@ class WorkerSpec:
     """Inherited descriptors by name: ``http`` (listening socket), ``status`` (pipe the
     worker writes ``ready <sip uri>`` to), plus any ``voxgate.workers.Supervisor.inherit`` added."""
     load_agent: bool = True
+    count: int = 1
+    """Workers in the node (a SIP worker link names its index of ``count``)."""
 
 
 _spec: WorkerSpec | None = None
 
 
-def worker_settings(settings: Settings, index: int) -> Settings:
+def worker_settings(settings: Settings, index: int, *, sip_front: bool = False) -> Settings:
     """Worker ``index``'s view of the node: its own cluster node id (records and registry
-    entries name the worker that owns the call) and the SIP edge in worker 0 only."""
+    entries name the worker that owns the call) and a SIP edge in every worker behind the
+    SIP front (``sip_front``), else in worker 0 only."""
     node_id = f"{settings.cluster.node_id[:60]}-w{index}"
     update: dict[str, object] = {
         "cluster": settings.cluster.model_copy(update={"node_id": node_id})
     }
-    if index > 0:
+    if index > 0 and not sip_front:
         update["sip"] = settings.sip.model_copy(update={"enabled": False})
     return settings.model_copy(update=update)
 
@@ -98,9 +101,15 @@ def worker_main() -> int:
     def progress(line: str) -> None:
         print(f"  [w{spec.index}] {line}", flush=True)
 
+    sip_link = None
+    if "sip_public" in spec.fds:  # behind the SIP front (voxgate.sip.front)
+        from voxgate.sip.front import link_from
+
+        sip_link = link_from(spec.index, spec.count, inherited_socket)
     asyncio.run(
         run_node(
-            settings, progress=progress, on_ready=ready, sockets=[http], load_agent=spec.load_agent
-        )
+            settings, progress=progress, on_ready=ready, sockets=[http],
+            load_agent=spec.load_agent, sip_link=sip_link,
+        )  # fmt: skip
     )
     return 0

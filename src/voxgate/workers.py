@@ -55,10 +55,13 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from voxgate.config import Settings
 from voxgate.worker_process import WorkerSpec, inherited_socket, worker_settings
+
+if TYPE_CHECKING:
+    from voxgate.sip.front import SipFront
 
 __all__ = [
     "Supervisor",
@@ -155,6 +158,8 @@ class Supervisor:
         self._stopping = False
         self._failed: asyncio.Event | None = None
         self._metrics_dir: str | None = None
+        self.sip_front: SipFront | None = None
+        """The SIP front when SIP/UDP is spread over the workers (its ``dispatcher`` counts)."""
         self._alongside: list[tuple[Callable[[], Awaitable[None]], Callable[[], None] | None]] = []
 
     def alongside(
@@ -192,6 +197,14 @@ class Supervisor:
         except OSError as exc:
             raise SystemExit(
                 f"voxgate: cannot listen on port {settings.server.port}: {exc}"
+            ) from None
+        try:
+            self._open_sip_front()
+        except OSError as exc:
+            for sock in socks:
+                sock.close()
+            raise SystemExit(
+                f"voxgate: cannot listen for SIP on port {settings.sip.port}: {exc}"
             ) from None
         generated = settings.ensure_api_token()
         print(f"voxgate: starting {self.count} workers (each loads its own models)", flush=True)
@@ -240,6 +253,27 @@ class Supervisor:
                 sock.close()
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
+    def _open_sip_front(self) -> None:
+        """SIP over UDP on every worker: the front (``voxgate.sip.front``) binds the public
+        SIP port here, before any worker exists, and hands each datagram to the worker
+        that holds its dialog (Call-ID hash); workers send on their copy of the public
+        socket. Without UDP (TCP/TLS only) the SIP edge stays in worker 0 alone."""
+        sip = self.settings.sip
+        if self.count < 2 or not sip.enabled or "udp" not in sip.transports:
+            return
+        from voxgate.sip.front import SipFront, open_front, run_front
+
+        sockets = open_front(self.settings, self.count)
+        for name, sock in sockets.inherit_map().items():
+            self.inherit(name, sock)
+        front = SipFront(sockets)
+        self.sip_front = front
+
+        async def serve_front() -> None:
+            await run_front(sockets, front)
+
+        self.alongside(serve_front, close=sockets.close)
+
     def _start_service(self, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         async def guarded() -> None:
             assert self._failed is not None
@@ -279,9 +313,16 @@ class Supervisor:
             f"  workers       {self.count} processes ({self.balance}), pids "
             f"{' '.join(map(str, self.pids))}; cluster nodes "
             f"{self.settings.cluster.node_id[:60]}-w0..w{self.count - 1}"
-            + ("; SIP in w0 only" if sip_uri else ""),
+            + self._sip_note(sip_uri),
             flush=True,
         )
+
+    def _sip_note(self, sip_uri: str | None) -> str:
+        if sip_uri is None:
+            return ""
+        if self.sip_front is None:
+            return "; SIP in w0 only"
+        return "; SIP/UDP over every worker by Call-ID (TCP/TLS, registrar, trunk REGISTER in w0)"
 
     async def _keep(self, w: _Worker) -> None:
         """Run worker ``w``; restart it when it dies, unless the node is stopping or the
@@ -312,7 +353,8 @@ class Supervisor:
         read_fd, write_fd = os.pipe()
         fds = {"http": w.sock.fileno(), "status": write_fd}
         fds.update({name: s.fileno() for name, s in self._inherited.items()})
-        spec = WorkerSpec(w.index, worker_settings(self.settings, w.index), fds, self.load_agent)
+        settings = worker_settings(self.settings, w.index, sip_front=self.sip_front is not None)
+        spec = WorkerSpec(w.index, settings, fds, self.load_agent, self.count)
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir}
         try:
             proc = await asyncio.create_subprocess_exec(

@@ -1,0 +1,149 @@
+"""``server.workers = 2`` with SIP: ``voxgate serve`` as an operator runs it puts the SIP
+front (``voxgate.sip.front``) in the supervisor, so calls from sipp to the one public SIP
+port are served by both workers (by Call-ID), each with its own RTP ports, and end cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import RedisServer, free_port
+from tests.sip.interop.peers import free_sip_port, needs_sipp, run_sipp
+from tests.test_workers import TOKEN, NodeProc
+
+pytestmark = [pytest.mark.interop, needs_sipp]
+
+CALLS = 16
+
+
+def _config(tmp: Path, port: int, sip_port: int, redis_url: str, prefix: str) -> Path:
+    cfg = tmp / "voxgate.toml"
+    cfg.write_text(
+        f"""
+log_level = "info"
+[server]
+port = {port}
+workers = 2
+drain_timeout_s = 1
+[auth]
+api_tokens = ["{TOKEN}"]
+[sip]
+enabled = true
+port = {sip_port}
+transports = ["udp"]
+sample_rate = 8000
+[media]
+rtp_port_min = 42000
+rtp_port_max = 42399
+[records]
+database_url = "sqlite+aiosqlite:///{tmp}/records.db"
+recordings_dir = "{tmp}/recordings"
+[providers]
+stt = ["fake"]
+llm = ["fake"]
+tts = ["fake"]
+vad = "webrtc"
+[cluster]
+redis_url = "{redis_url}"
+node_id = "ws"
+key_prefix = "{prefix}"
+heartbeat_s = 0.3
+heartbeat_timeout_s = 3
+[[routes]]
+edge = "sip"
+app = "echo"
+"""
+    )
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def sip_node(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProc]:
+    tmp = tmp_path_factory.mktemp("workers-sip")
+    port = free_port()
+    sip_port = free_sip_port()
+    cfg = _config(tmp, port, sip_port, redis_server.url, "ws" + os.urandom(4).hex())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    node = NodeProc(proc, port)
+    node.sip_port = sip_port  # type: ignore[attr-defined]
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            node.output.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        node.wait_for("voxgate is up", 60)
+        yield node
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def test_sip_calls_to_one_port_are_served_by_both_workers(sip_node: NodeProc) -> None:
+    sip_port: int = sip_node.sip_port  # type: ignore[attr-defined]
+    sip_node.wait_for("SIP/UDP over every worker by Call-ID", 5)
+    result = await run_sipp(
+        "-sn", "uac", f"127.0.0.1:{sip_port}", "-s", "agent", "-p", str(free_sip_port()),
+        "-mp", str(free_sip_port()), "-m", str(CALLS), "-l", str(CALLS), "-r", "20", "-d", "400",
+        timeout_s=40,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    async with httpx.AsyncClient(base_url=sip_node.base, timeout=10) as client:
+        res = await client.get("/v1/calls", params={"edge": "sip"}, headers=_headers())
+        res.raise_for_status()
+        calls = res.json()["calls"]
+        assert len(calls) == CALLS, calls
+        details = [(await client.get(f"/v1/calls/{c['id']}", headers=_headers())).json() for c in calls]
+    owners = [d["node_id"] for d in details]
+    assert {"ws-w0", "ws-w1"} == set(owners), owners  # the front spread the dialogs
+    assert all(d["end_reason"] == "caller_hangup" for d in details), [d["end_reason"] for d in details]
+
+
+async def test_sigterm_drains_the_workers_and_the_front(sip_node: NodeProc) -> None:
+    sip_node.proc.send_signal(signal.SIGTERM)
+    assert sip_node.proc.wait(30) == 0, "".join(sip_node.output[-40:])
+
+
+def test_a_taken_sip_port_fails_in_the_supervisor_before_any_worker(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The front binds the public SIP port before the workers load anything: a taken port
+    is a one-line error and exit 1 at once."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    sip_port = taken.getsockname()[1]
+    cfg = _config(tmp_path, free_port(), sip_port, redis_server.url, "t" + os.urandom(4).hex())
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        taken.close()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"cannot listen for SIP on port {sip_port}" in run.stderr
+    assert "starting 2 workers" not in run.stdout
