@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from pydantic import SecretStr
 
 from tests.sip.apps import EchoApp, ToneApp, manager_for, wait_for
 from tests.sip.interop.peers import (
@@ -35,6 +36,7 @@ from voxgate.sip.front import (
     open_front,
     run_front,
 )
+from voxgate.sip.message import SipRequest, make_response, parse_message
 
 
 @dataclass
@@ -154,6 +156,29 @@ async def test_each_worker_binds_rtp_only_in_its_slice() -> None:
         for k, edge in enumerate(f.edges):
             lo, hi = port_slice(low, high, k, 2)
             assert set(edge.pool.candidates()) <= set(range(lo, hi))
+
+
+async def test_trunk_register_runs_in_worker_0_only_and_its_answer_comes_back_there() -> None:
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as registrar:
+        registrar.bind(("127.0.0.1", 0))
+        registrar.setblocking(False)
+        trunk = SipTrunk(
+            name="carrier", host="127.0.0.1", port=registrar.getsockname()[1], username="u",
+            password=SecretStr("p"), registration=True,
+        )  # fmt: skip
+        async with fronted(trunks=[trunk]) as f:
+            assert list(f.edges[0].registrations) == ["carrier"] and f.edges[1].registrations == {}
+            async with asyncio.timeout(5):
+                data, addr = await loop.sock_recvfrom(registrar, 65535)
+            assert addr[1] == f.sockets.port  # sent from the public port
+            register = parse_message(data)
+            assert isinstance(register, SipRequest) and register.method == "REGISTER"
+            assert worker_for_call_id(register.call_id, 2) == 0
+            ok = make_response(register, 200, to_tag="r1", headers=[("Expires", "300")])
+            registrar.sendto(ok.serialize(), addr)
+            await wait_for(lambda: f.edges[0].registrations["carrier"].registered, 5)
+            assert f.front.dispatcher.dispatched == [1, 0]
 
 
 def test_open_front_binds_the_configured_udp_port_and_needs_udp() -> None:
