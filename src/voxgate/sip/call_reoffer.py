@@ -11,6 +11,7 @@ back-off after a 491 and answers 491/500 from the guard's refusal).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Literal
 
@@ -170,15 +171,21 @@ class Reoffers(CallCore):
         ACK that brings the answer to an offer we put in a 2xx (their re-INVITE had none; the
         ACK timeout ends the call if it never comes). Their own re-INVITE is answered within
         ``_on_reoffer``, so it is never seen open across an await today. RuntimeError when the
-        call ends meanwhile."""
+        call ends meanwhile: the session's end counts, not only ``state`` (that turns "ended"
+        only once our BYE is answered, and a retry must never follow our BYE into the dialog,
+        RFC 3261 15.1.1), and the end wakes the back-off instead of being slept through."""
         while True:
-            if self.state != "answered":
-                raise RuntimeError(f"cannot send INVITE: call is {self.state}")
+            if self.state != "answered" or self.session.ended:
+                state = "ended" if self.session.ended else self.state
+                raise RuntimeError(f"cannot send INVITE: call is {state}")
             now = self.edge.now()
             at = self.glare.next_offer_at(now, awaiting_answer=self._answer_due is not None)
             if at == now:
                 return
-            await asyncio.sleep(at - now if at is not None else 0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.session.wait_ended(), at - now if at is not None else 0.05
+                )
 
     async def _refresh_session(self, interval: int) -> None:
         """As refresher: UPDATE when the far end allows it (no SDP to redo), else re-INVITE
