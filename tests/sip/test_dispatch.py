@@ -68,6 +68,19 @@ def test_body_is_never_searched() -> None:
     assert worker_for(data, 4) == 0
 
 
+@pytest.mark.parametrize("pad", [8000, 8170, 8185, 9000, 30000])
+def test_call_id_deep_in_a_long_header_block_routes_as_the_parser_reads_it(pad: int) -> None:
+    """A header block past 8 KiB (long Via/Record-Route stacks, big Identity headers) is
+    still a valid datagram: its Call-ID, wherever it sits or whichever boundary its line
+    crosses, routes the message to the same worker as the rest of its dialog."""
+    call_id = "deep-" + "c" * 40 + "@host"
+    data = _request(f"X-Pad: {'p' * pad}\r\nCall-ID: {call_id}")
+    message = parse_message(data)
+    assert message.call_id == call_id
+    assert call_id_of(data) == call_id.encode()
+    assert worker_for(data, 7) == worker_for(_request(f"Call-ID: {call_id}"), 7)
+
+
 def test_real_sipp_invite_matches_the_parser() -> None:
     data = FIXTURE.read_bytes()
     message = parse_message(data)

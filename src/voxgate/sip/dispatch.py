@@ -49,22 +49,22 @@ __all__ = [
 ]
 
 _CALL_ID = re.compile(rb"\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*)")
-_HEADER_SCAN = 8192
-"""Header bytes looked at: a Call-ID further down than this is not worth finding (worker 0
-gets the datagram and its parser decides)."""
 _FRAME = struct.Struct("!HB")
 
 
 def call_id_of(datagram: bytes) -> bytes | None:
     """The first Call-ID header's value (stripped, case kept), or None when there is none.
 
-    Only the header block is searched (up to the blank line, at most 8 KiB), so a body that
-    happens to contain ``\\ni:`` (SDP's ``i=`` line uses ``=``, but a multipart body might)
-    never counts."""
-    end = datagram.find(b"\r\n\r\n", 0, _HEADER_SCAN)
+    Only the header block is searched, found as the parser finds it (up to the first blank
+    line, ``message._split_head``), so a body that happens to contain ``\\ni:`` (SDP's
+    ``i=`` line uses ``=``, but a multipart body might) never counts. The whole block, however
+    long: the parser takes header blocks up to 64 KiB, and a Call-ID this scan missed or cut
+    short (it once stopped at 8 KiB) sent that one message to another worker than the rest
+    of its dialog."""
+    end = datagram.find(b"\r\n\r\n")
     if end < 0:
-        end = datagram.find(b"\n\n", 0, _HEADER_SCAN)
-    block = datagram[: end if end >= 0 else _HEADER_SCAN]
+        end = datagram.find(b"\n\n")
+    block = datagram if end < 0 else datagram[:end]
     match = _CALL_ID.search(block.lower())
     if match is None:
         return None
