@@ -182,10 +182,14 @@ class Reoffers(CallCore):
             at = self.glare.next_offer_at(now, awaiting_answer=self._answer_due is not None)
             if at == now:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self.session.wait_ended(), at - now if at is not None else 0.05
-                )
+            await self._sleep_unless_ended(at - now if at is not None else 0.05)
+
+    async def _sleep_unless_ended(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds or until the call's session ends; True if it ended. A
+        glare back-off must not outlive the call, nor let a retry follow our BYE."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.session.wait_ended(), delay)
+        return self.session.ended
 
     async def _refresh_session(self, interval: int) -> None:
         """As refresher: UPDATE when the far end allows it (no SDP to redo), else re-INVITE
@@ -214,7 +218,8 @@ class Reoffers(CallCore):
                 self.session.end("session_refresh_failed")
                 return
             if response.status == 491:  # glare: section 14.1's back-off, then once more
-                await asyncio.sleep(retry_delay(self.glare.owns_call_id))
+                if await self._sleep_unless_ended(retry_delay(self.glare.owns_call_id, self.glare.randbelow)):
+                    return  # ended meanwhile: no UPDATE/re-INVITE after our BYE
                 continue
             log.info("sip call %s: session refresh answered %s", self.call_id, response.status)
             return
