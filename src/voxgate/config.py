@@ -198,6 +198,22 @@ class MediaSettings(_Section):
     jitter_min_ms: int = Field(20, ge=0, le=1000)
     jitter_max_ms: int = Field(200, ge=20, le=2000)
     media_timeout_s: float = Field(30.0, gt=0, le=3600)
+    realtime_priority: int = 0
+    """0 (default): the event loop runs at normal priority. 1-99: its thread runs
+    ``SCHED_RR`` at this priority (10 suggested) so a due 20 ms tick preempts ordinary
+    processes instead of waiting a scheduler slice behind them; threads it starts (inference)
+    stay normal. Needs CAP_SYS_NICE or RLIMIT_RTPRIO, else a warning and normal priority.
+    See ``voxgate.realtime``."""
+
+    @field_validator("realtime_priority")
+    @classmethod
+    def _rt_priority(cls, value: int) -> int:
+        if not 0 <= value <= 99:
+            raise ValueError(
+                "must be 0 (off) or a SCHED_RR priority 1-99 for the media event loop "
+                "(10 suggested)"
+            )
+        return value
 
     @field_validator("rtp_port_max")
     @classmethod

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from voxgate.config import Settings
+from voxgate.realtime import apply_realtime
 
 if TYPE_CHECKING:
     from voxgate.sip.front import WorkerLink
@@ -129,13 +130,18 @@ async def run_node(
     (``voxgate.workers``), so a worker is exactly today's node; ``sockets`` are the
     listening sockets a worker inherits from its supervisor instead of binding the port.
     ``load_agent=False`` skips the models (benchmarks of routes that need none);
-    ``sip_link``: this worker's link to the SIP front (``voxgate.sip.front``)."""
+    ``sip_link``: this worker's link to the SIP front (``voxgate.sip.front``).
+    ``media.realtime_priority`` > 0 puts this loop's thread on ``SCHED_RR`` once the node is
+    built (``voxgate.realtime``)."""
     from voxgate.node import Node
 
     node = await Node.create(settings, progress=progress, load_agent=load_agent)
     config = http_config(settings, node.app)
     config.load()
     freeze_startup_heap()
+    # After the models loaded (start-up work stays at normal priority) and before the first
+    # call; the threads inference runs in are started later by this thread and stay normal.
+    apply_realtime(settings.media.realtime_priority, what="event loop")
     server = _Server(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

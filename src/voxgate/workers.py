@@ -37,7 +37,10 @@ SIP: for now only worker 0 runs the SIP edge. Sockets a SIP front opens before t
 start go through :meth:`Supervisor.inherit` and come back in the worker from
 ``voxgate.worker_process.inherited_socket``; the front itself can run in the supervisor's
 event loop through :meth:`Supervisor.alongside` (started before the workers, stopped after
-they drained).
+they drained). With ``media.realtime_priority`` set, that loop's thread runs ``SCHED_RR`` like
+the workers' loops (``voxgate.realtime``): a late front delays every worker's signalling; the
+workers it starts afterwards begin at normal priority (reset on fork) and raise their own
+loop once their models loaded.
 """
 
 from __future__ import annotations
@@ -219,6 +222,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if self.sip_front is not None:  # this loop serves every call's signalling
+            from voxgate.realtime import apply_realtime
+
+            apply_realtime(settings.media.realtime_priority, what="supervisor (SIP front)")
         services = [self._start_service(run) for run, _ in self._alongside]
         self._workers = [_Worker(k, socks[k % len(socks)]) for k in range(self.count)]
         keepers = [
