@@ -81,6 +81,17 @@ def test_call_id_deep_in_a_long_header_block_routes_as_the_parser_reads_it(pad: 
     assert worker_for(data, 7) == worker_for(_request(f"Call-ID: {call_id}"), 7)
 
 
+@pytest.mark.parametrize("prefix", [b"\r\n", b"\r\n\r\n", b"\n\n", b"\r\n\r\n\r\n"])
+def test_leading_crlfs_before_a_message_do_not_hide_its_call_id(prefix: bytes) -> None:
+    """The parser ignores CRLFs before the start line (7.5), so the front must too: else
+    ``\\r\\n\\r\\n`` in front of an in-dialog request read as an empty header block and
+    sent it to worker 0 instead of the worker holding its dialog."""
+    data = prefix + _request("Call-ID: lead@host", "BYE")
+    assert parse_message(data).call_id == "lead@host"
+    assert call_id_of(data) == b"lead@host"
+    assert worker_for(data, 5) == worker_for_call_id("lead@host", 5)
+
+
 def test_real_sipp_invite_matches_the_parser() -> None:
     data = FIXTURE.read_bytes()
     message = parse_message(data)

@@ -60,7 +60,10 @@ def call_id_of(datagram: bytes) -> bytes | None:
     ``i=`` line uses ``=``, but a multipart body might) never counts. The whole block, however
     long: the parser takes header blocks up to 64 KiB, and a Call-ID this scan missed or cut
     short (it once stopped at 8 KiB) sent that one message to another worker than the rest
-    of its dialog."""
+    of its dialog. Leading CRLFs are skipped first, as the parser does (7.5): a keep-alive
+    coalesced before a message must not read as an empty header block."""
+    if datagram[:1] in (b"\r", b"\n"):
+        datagram = datagram.lstrip(b"\r\n")
     end = datagram.find(b"\r\n\r\n")
     if end < 0:
         end = datagram.find(b"\n\n")
