@@ -181,6 +181,32 @@ async def test_trunk_register_runs_in_worker_0_only_and_its_answer_comes_back_th
             assert f.front.dispatcher.dispatched == [1, 0]
 
 
+async def test_a_link_that_refuses_datagrams_is_counted_and_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker whose link takes nothing (here: its end is gone) loses its datagrams like
+    UDP, but never silently: counted per worker and logged at WARNING (once, not per datagram)."""
+    sockets = bind_front("127.0.0.1", 0, 2)
+    front = SipFront(sockets)
+    runner = asyncio.create_task(run_front(sockets, front))
+    end = sockets.worker_ends[1]
+    assert end is not None
+    end.close()
+    sockets.worker_ends[1] = None
+    try:
+        on_1 = [_options(0, _call_id_for(1, 2, f"gone{i}"), f"g{i}") for i in range(3)]
+        with caplog.at_level("WARNING", logger="voxgate.sip.front"):
+            await _exchange(Fronted(sockets, front, [], []), on_1, settle_s=0.3)
+        assert front.dispatcher.dropped == [0, 3]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "voxgate.sip.front"]
+        assert len(warnings) == 1 and "worker 1 is not taking datagrams" in warnings[0], warnings
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        sockets.close()
+
+
 def test_open_front_binds_the_configured_udp_port_and_needs_udp() -> None:
     port = free_port()
     settings = Settings(sip={"host": "127.0.0.1", "port": port, "transports": ["udp", "tcp"]})  # type: ignore[arg-type]

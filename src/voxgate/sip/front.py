@@ -87,6 +87,7 @@ PUBLIC_RCVBUF = 4 << 20
 BATCH = 256
 """Datagrams read per wake-up before giving the loop back (the reader is level-triggered)."""
 MAX_DATAGRAM = 65535
+DROP_LOG_EVERY = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,8 +240,18 @@ class SipFront:
             try:
                 ends[index].send(encode_frame(data, str(addr[0]), int(addr[1])))
             except OSError as exc:  # full (stalled worker) or gone: lost like a UDP datagram
-                self.dispatcher.dropped[index] += 1
-                log.debug("sip front: worker %d link refused a datagram: %s", index, exc)
+                self._dropped(index, exc)
+
+    def _dropped(self, index: int, exc: OSError) -> None:
+        """Count a datagram worker ``index``'s link refused, and say so at WARNING on the
+        first and every :data:`DROP_LOG_EVERY` th: lost SIP for a stalled or restarting
+        worker is an operator's problem, and the counts live in this (supervisor) process,
+        which no ``/metrics`` shows."""
+        dropped = self.dispatcher.dropped
+        dropped[index] += 1
+        if dropped[index] % DROP_LOG_EVERY == 1:
+            log.warning("sip front: worker %d is not taking datagrams (%s); %d dropped so far",
+                        index, exc, dropped[index])  # fmt: skip
 
 
 async def run_front(sockets: FrontSockets, front: SipFront | None = None) -> None:
