@@ -321,3 +321,19 @@ async def test_outbound_dials_get_their_responses_in_the_dialing_worker() -> Non
         rc = await asyncio.wait_for(peer.wait(), 15)
     assert rc == 0
     assert [len(app.sessions) for app in f.apps] == [1, 4]
+
+
+async def test_workers_beyond_0_refuse_dials_only_worker_0_can_carry() -> None:
+    """Our users' bindings live in worker 0's registrar and TCP/TLS listen in worker 0
+    only: another worker says so (the API turns it into 503 "retry") instead of a false
+    "not registered" or a call whose in-dialog requests worker 0 would refuse."""
+    tcp_trunk = SipTrunk(name="tcp", host="127.0.0.1", port=free_port(), transport="tcp")
+    async with fronted(users={"alice": "pw"}, trunks=[tcp_trunk]) as f:
+        w0, w1 = f.edges
+        with pytest.raises(RuntimeError, match="worker 0, which holds the registrar"):
+            w1.dial("alice")
+        with pytest.raises(RuntimeError, match="served by SIP worker 0 only"):
+            w1.dial("+15550100", trunk="tcp")
+        with pytest.raises(LookupError, match="not registered"):  # worker 0: the real answer
+            w0.dial("alice")
+        assert not w1.calls and not w0.calls

@@ -593,7 +593,13 @@ class SipEdge:
         user = self.local_user(target) if trunk is None else None
         chosen: SipTrunk | None = None
         request_uri: SipUri | None = None
+        worker = self.link.index if self.link is not None else 0
         if user is not None:
+            if worker > 0:  # the registrar's bindings live in worker 0 alone (sip.front)
+                raise RuntimeError(
+                    f"registered users are dialled by SIP worker 0, which holds the registrar; "
+                    f"this request reached worker {worker}: retry it"
+                )
             if caller is not None:
                 check_user_part(caller, "caller id")  # it becomes our From user
             request_uri, peer = self.registered_contact(user)
@@ -601,6 +607,12 @@ class SipEdge:
         else:
             chosen = self.trunk(trunk)
             peer = self._trunk_peers[chosen.name]
+            if worker > 0 and peer.reliable:  # TCP/TLS listen in worker 0 only: the trunk's
+                # in-dialog requests would reach worker 0 and be refused 481
+                raise RuntimeError(
+                    f"trunk {chosen.name!r} uses {peer.transport}, served by SIP worker 0 "
+                    f"only; this request reached worker {worker}: retry it"
+                )
             default_caller = chosen.from_user or chosen.username or "voxgate"
         call = SipCall(self, peer, direction="outbound", caller=caller or default_caller, callee=target)
         if chosen is not None:
