@@ -145,9 +145,15 @@ class Node:
         from voxgate.cluster.dialer import SipDialer
         from voxgate.cluster.wiring import start_cluster
 
+        trunks = self.settings.sip.trunks
+        # Behind the SIP front, workers other than 0 carry UDP trunks only (TCP/TLS listen
+        # in worker 0): a worker that cannot dial every trunk leaves campaigns to the others.
+        carries_all = sip_link is None or sip_link.index == 0 or all(
+            t.transport == "udp" for t in trunks
+        )
         dialer = (
             SipDialer(self.sip_edge)
-            if self.sip_edge is not None and self.settings.sip.trunks
+            if self.sip_edge is not None and trunks and carries_all
             else None
         )
         self.cluster = await start_cluster(
