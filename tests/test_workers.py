@@ -393,3 +393,12 @@ def test_a_supervisor_service_runs_from_before_the_workers_until_they_drained(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert trace.read_text() == "started, workers 0\ncancelled, workers 0\nclosed\n"
+
+
+async def test_stopping_with_no_worker_alive_is_clean() -> None:
+    """Every worker already gone (e.g. all failed their start): nothing to signal or wait
+    for, no ValueError from waiting on nothing."""
+    from voxgate.workers import Supervisor
+
+    settings = load_settings(None).model_copy(deep=True)
+    assert await Supervisor(settings)._stop_all() is True

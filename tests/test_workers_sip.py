@@ -5,6 +5,7 @@ port are served by both workers (by Call-ID), each with its own RTP ports, and e
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -121,6 +122,33 @@ async def test_sip_calls_to_one_port_are_served_by_both_workers(sip_node: NodePr
     owners = [d["node_id"] for d in details]
     assert {"ws-w0", "ws-w1"} == set(owners), owners  # the front spread the dialogs
     assert all(d["end_reason"] == "caller_hangup" for d in details), [d["end_reason"] for d in details]
+
+
+def _front_count(text: str, worker: str, outcome: str) -> float:
+    want = f'voxgate_sip_front_datagrams_total{{outcome="{outcome}",worker="{worker}"}}'
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_the_fronts_counts_are_in_the_nodes_metrics(sip_node: NodeProc) -> None:
+    """The front runs in the supervisor; its counts (per worker, garbage) reach /metrics,
+    whichever worker answers."""
+    sip_port: int = sip_node.sip_port  # type: ignore[attr-defined]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(3):
+            s.sendto(b"\x00\x01 not sip at all", ("127.0.0.1", sip_port))
+    text = ""
+    for _ in range(40):  # published once a second
+        async with httpx.AsyncClient(base_url=sip_node.base, timeout=10) as client:
+            text = (await client.get("/metrics", headers=_headers())).text
+        if _front_count(text, "-", "garbage") >= 3:
+            break
+        await asyncio.sleep(0.25)
+    assert _front_count(text, "-", "garbage") >= 3, text[-2000:]
+    # The calls of the first test went through the front to both workers.
+    assert _front_count(text, "0", "dispatched") > 0 and _front_count(text, "1", "dispatched") > 0
 
 
 async def test_sigterm_drains_the_workers_and_the_front(sip_node: NodeProc) -> None:

@@ -201,11 +201,18 @@ class Supervisor:
             raise SystemExit(
                 f"voxgate: cannot listen on port {settings.server.port}: {exc}"
             ) from None
+        # Before anything here imports prometheus_client (which picks its value storage at
+        # import): the supervisor's own counters (the SIP front's) then land in the shared
+        # directory too and show in every worker's /metrics.
+        self._metrics_dir = tempfile.mkdtemp(prefix="voxgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = self._metrics_dir
         try:
             self._open_sip_front()
         except OSError as exc:
             for sock in socks:
                 sock.close()
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             raise SystemExit(
                 f"voxgate: cannot listen for SIP on port {settings.sip.port}: {exc}"
             ) from None
@@ -216,7 +223,6 @@ class Supervisor:
             print(
                 f"  marked {len(interrupted)} call(s) interrupted by the last shutdown", flush=True
             )
-        self._metrics_dir = tempfile.mkdtemp(prefix="voxgate-metrics-")
         self._failed = asyncio.Event()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -247,6 +253,10 @@ class Supervisor:
             return 0 if started and clean and not self._failed.is_set() else 1
         finally:
             self._stopping = True
+            # A keeper that spawned a worker while _stop_all signalled has SIGTERMed it and
+            # waits for its drain: give it the same grace before cancelling.
+            grace = settings.server.drain_timeout_s + STOP_MARGIN_S
+            await asyncio.wait(keepers, timeout=grace)
             for keeper in keepers:
                 keeper.cancel()
             await asyncio.gather(*keepers, return_exceptions=True)
@@ -259,6 +269,7 @@ class Supervisor:
             for sock in {id(s): s for s in socks}.values():
                 sock.close()
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
     def _open_sip_front(self) -> None:
         """SIP over UDP on every worker: the front (``voxgate.sip.front``) binds the public
@@ -280,6 +291,7 @@ class Supervisor:
             await run_front(sockets, front)
 
         self.alongside(serve_front, close=sockets.close)
+        self.alongside(lambda: publish_front_counts(front))
 
     def _start_service(self, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         async def guarded() -> None:
@@ -336,7 +348,12 @@ class Supervisor:
         death is not transient (before its first ready, or a crash loop)."""
         assert self._failed is not None
         while not self.stopping():
-            code = await self._run_once(w)
+            try:
+                code = await self._run_once(w)
+            except OSError as exc:  # EMFILE, ENOMEM, ...: no worker at all, not a death
+                log.error("worker %d could not be started (%s); stopping the node", w.index, exc)
+                self._failed.set()
+                return
             if self.stopping():
                 return
             if not w.started_once:
@@ -368,9 +385,15 @@ class Supervisor:
                 sys.executable, "-c", "from voxgate.worker_process import worker_main; raise SystemExit(worker_main())",
                 stdin=asyncio.subprocess.PIPE, pass_fds=tuple(fds.values()), env=env,
             )  # fmt: skip
+        except BaseException:
+            os.close(read_fd)
+            raise
         finally:
             os.close(write_fd)
         w.proc = proc
+        if self.stopping():  # spawned while _stop_all was signalling: it must drain too
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
         assert proc.stdin is not None
         proc.stdin.write(pickle.dumps(spec))
         with contextlib.suppress(ConnectionError):
@@ -400,6 +423,8 @@ class Supervisor:
         """SIGTERM every worker (each drains its calls), kill what outlives the grace."""
         self._stopping = True
         procs = [w.proc for w in self._workers if w.proc is not None and w.proc.returncode is None]
+        if not procs:  # all gone already (e.g. every worker failed its start)
+            return True
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -420,6 +445,36 @@ class Supervisor:
         if any(c != 0 for c in codes):
             log.error("workers exited with %s", codes)
         return bool(done) and not pending and all(c == 0 for c in codes)
+
+
+FRONT_COUNTS_EVERY_S = 1.0
+
+
+async def publish_front_counts(front: SipFront) -> None:
+    """Copy the SIP front's counts (plain ints on its hot path) into prometheus counters
+    once a second: the front runs in the supervisor, and its garbage, keep-alive and
+    dropped-at-a-full-link counts belong in the node's /metrics like every parser's."""
+    from voxgate.observability.metrics import SIP_FRONT_DATAGRAMS
+
+    seen: dict[tuple[str, str], int] = {}
+
+    def publish() -> None:
+        snap = front.dispatcher
+        now: dict[tuple[str, str], int] = {("-", "garbage"): snap.garbage, ("-", "keepalive"): snap.keepalives}
+        for k, (sent, dropped) in enumerate(zip(snap.dispatched, snap.dropped, strict=True)):
+            now[(str(k), "dispatched")] = sent
+            now[(str(k), "dropped")] = dropped
+        for key, value in now.items():
+            if value > seen.get(key, 0):
+                SIP_FRONT_DATAGRAMS.labels(*key).inc(value - seen.get(key, 0))
+                seen[key] = value
+
+    try:
+        while True:
+            publish()
+            await asyncio.sleep(FRONT_COUNTS_EVERY_S)
+    finally:
+        publish()
 
 
 def supervise(

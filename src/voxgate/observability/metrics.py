@@ -29,6 +29,13 @@ PARSER_REJECTIONS = Counter(
     registry=REGISTRY,
 )
 
+SIP_FRONT_DATAGRAMS = Counter(
+    "voxgate_sip_front_datagrams",
+    "Datagrams at the SIP front (server.workers > 1): dispatched or dropped (the worker's "
+    "link was full) per worker; garbage (no Call-ID, sent to worker 0) and keep-alives",
+    ["worker", "outcome"],
+    registry=REGISTRY,
+)
 HTTP_AUTH_FAILURES = Counter(
     "voxgate_auth_failures_total",
     "Requests refused for a missing or wrong token, by surface.",
