@@ -36,6 +36,11 @@ driver process: the front plus the driver's own polling, so an upper bound), and
 jitter p99 as the highest of the workers' p99s (an upper bound of the pooled p99: no worker
 has more than 1 % of its samples above it).
 
+``--realtime P``: ``media.realtime_priority = P`` (:mod:`voxgate.realtime`): each edge's event
+loop thread, and the driver's loop where the front runs, at ``SCHED_RR`` priority P, as
+``voxgate serve`` does with that setting; sipp (started by the driver, reset on fork) stays
+at normal priority. Reported per step: how long sipp was runnable but waiting for a core.
+
 Every run is bounded: sipp gets ``-timeout``, steps stop at the first failing one, the child
 is killed at the end.
 """
@@ -128,13 +133,13 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 def serve(
     loop_kind: str, port: int, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0,
-    link: str = "",
+    link: str = "", realtime: int = 0,
 ) -> None:  # fmt: skip
     if loop_kind == "uvloop":
         import uvloop
 
         uvloop.install()
-    asyncio.run(_serve(port, app_kind, sample_rate, slots, link))
+    asyncio.run(_serve(port, app_kind, sample_rate, slots, link, realtime))
 
 
 PIN_EDGE, PIN_OTHERS = 1, 0
@@ -148,6 +153,10 @@ PIN_WORKERS = False
 SIPP_NICE = 0
 """``--sipp-nice N``: sipp runs at this niceness (it stands in for the far end, which on a
 real node is not on the media cores)."""
+SIPP_RT = 0
+"""``--sipp-rt P``: sipp runs ``SCHED_RR`` at priority P (``chrt -r``). With ``--realtime`` at
+a higher priority it models a far end that is not starved by the media loops' neighbours:
+it still yields to the edges, but no longer waits behind ordinary processes."""
 
 
 PROFILE_TO = os.environ.get("SIP_LOAD_PROFILE", "")
@@ -174,8 +183,9 @@ def _prompt_samples(sample_rate: int) -> Any:
 
 
 async def _serve(
-    port: int, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0, link: str = ""
-) -> None:
+    port: int, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0, link: str = "",
+    realtime: int = 0,
+) -> None:  # fmt: skip
     from voxgate.audio.frame import AudioFrame
     from voxgate.calls.echo import echo_factory
     from voxgate.calls.manager import CallManager
@@ -255,12 +265,17 @@ async def _serve(
     gc.callbacks.append(on_gc)
     edge.new_rtp = new_rtp  # type: ignore[method-assign]
     await edge.start()
+    from voxgate.realtime import apply_realtime, describe
+
+    apply_realtime(realtime)  # as run_node does: set up first, then the loop's thread
+    policy = describe()
     print("READY", flush=True)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     base_cpu, base_wall, base_sys = time.process_time(), time.monotonic(), os.times().system
     base_wait = _runq_wait_s()
+    base_switches = _wakeups()
     base_in = base_out = base_played = 0
     base_invented = 0.0
     peak = 0
@@ -302,6 +317,7 @@ async def _serve(
             gc_count[:] = [0, 0, 0]
             base_cpu, base_wall, base_sys = time.process_time(), time.monotonic(), os.times().system
             base_wait = _runq_wait_s()
+            base_switches = _wakeups()
             base_in, base_out = totals()
             base_played, base_invented = played()
             peak = len(edge.calls)
@@ -324,7 +340,8 @@ async def _serve(
                 "late_p50_ms": float(np.percentile(lat, 50)),
                 "late_p95_ms": float(np.percentile(lat, 95)),
                 "late_p99_ms": float(np.percentile(lat, 99)),
-                "late_max_ms": float(lat.max()), "samples": int(lat.size),
+                "late_max_ms": float(lat.max()), "samples": int(lat.size), "policy": policy,
+                "switches": _wakeups() - base_switches,
             }  # fmt: skip
         else:
             break
@@ -352,6 +369,34 @@ def _runq_wait_s() -> float:
         return 0.0
 
 
+def _pid_runq_wait_s(pid: int) -> float:
+    """Seconds all threads of ``pid`` spent runnable but waiting for a CPU (0 once gone):
+    for sipp, which is the one left waiting when the edges run realtime."""
+    total = 0.0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tids:
+        with (
+            contextlib.suppress(OSError, IndexError, ValueError),
+            open(f"/proc/{pid}/task/{tid}/schedstat") as f,
+        ):
+            total += int(f.read().split()[1]) / 1e9
+    return total
+
+
+def _wakeups() -> int:
+    """Context switches of the main thread (the event loop's) so far, voluntary + involuntary
+    (``/proc/self/status``): per second, how often the loop slept and was woken or preempted."""
+    total = 0
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
+
+
 def _machine_busy_s() -> float:
     """CPU seconds all cores spent busy (``/proc/stat``: everything but idle and iowait):
     minus what the edge, sipp and this driver used, it is what other processes took."""
@@ -373,9 +418,10 @@ def _proc_cpu_s(pid: int) -> float:
 class Child:
     def __init__(
         self, loop_kind: str, app_kind: str = "prompt", sample_rate: int = 8000, slots: int = 0,
-        pin: bool = False, link: Any = None, port: int = 0,
+        pin: bool = False, link: Any = None, port: int = 0, realtime: int = 0,
     ) -> None:  # fmt: skip
         self.slots = slots
+        self.realtime = realtime
         self.pin = pin
         self.loop_kind = loop_kind
         self.app_kind = app_kind
@@ -395,7 +441,7 @@ class Child:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--serve", self.loop_kind, "--port", str(self.port),
             "--app", self.app_kind, "--sample-rate", str(self.sample_rate),
-            "--clock-slots", str(self.slots), *pin, *extra,
+            "--clock-slots", str(self.slots), "--realtime", str(self.realtime), *pin, *extra,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             pass_fds=(link.inbox_fd, link.public_fd) if link else (),
         )  # fmt: skip
@@ -425,7 +471,10 @@ class Fronted:
     with the workers' numbers summed (p50/p95/p99: the highest worker's, an upper bound of
     the pooled percentile), plus ``per_worker``, the front's CPU and its dispatch counts."""
 
-    def __init__(self, workers: int, loop_kind: str, app_kind: str, sample_rate: int, slots: int) -> None:
+    def __init__(
+        self, workers: int, loop_kind: str, app_kind: str, sample_rate: int, slots: int,
+        realtime: int = 0,
+    ) -> None:  # fmt: skip
         from voxgate.sip.front import SipFront, bind_front
 
         self.sockets = bind_front("127.0.0.1", 0, workers)
@@ -433,7 +482,7 @@ class Fronted:
         self.port = self.sockets.port
         self.label = f"{loop_kind}/{app_kind}/{workers} workers"
         self.children = [
-            Child(loop_kind, app_kind, sample_rate, slots, link=link, port=self.port)
+            Child(loop_kind, app_kind, sample_rate, slots, link=link, port=self.port, realtime=realtime)
             for link in self.sockets.links
         ]  # fmt: skip
         self._front_cpu = 0.0
@@ -486,6 +535,8 @@ async def _sipp(
     sipp = shutil.which("sipp")
     assert sipp is not None
     nice = ["nice", "-n", str(SIPP_NICE)] if SIPP_NICE else []
+    if SIPP_RT:
+        nice = ["chrt", "-r", str(SIPP_RT), *nice]
     proc = await asyncio.create_subprocess_exec(
         *nice, sipp, "-sf", str(workdir / "bench.xml"), f"127.0.0.1:{port}", "-s", "agent",
         "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(_free_port()), "-mp", str(_free_port()),
@@ -555,11 +606,13 @@ async def concurrency_phase(
         await asyncio.sleep(1.0)  # jitter buffers settle
         await child.ask("reset")
         sipp0, t0 = _proc_cpu_s(proc.pid), time.monotonic()
+        sipp_wait0 = _pid_runq_wait_s(proc.pid)
         busy0, driver0 = _machine_busy_s(), time.process_time()
         await asyncio.sleep(window_s)
         stats = await child.ask("stats")
         elapsed = time.monotonic() - t0
         sipp_pct = 100 * (_proc_cpu_s(proc.pid) - sipp0) / elapsed
+        sipp_wait_pct = 100 * (_pid_runq_wait_s(proc.pid) - sipp_wait0) / elapsed
         busy_pct = 100 * (_machine_busy_s() - busy0) / elapsed
         ours_pct = 100 * stats["cpu_s"] / stats["wall_s"] + sipp_pct + 100 * (time.process_time() - driver0) / elapsed
         rc = await asyncio.wait_for(proc.wait(), ramp + hold + 60)
@@ -573,6 +626,7 @@ async def concurrency_phase(
             "sys_share": stats["sys_s"] / max(1e-9, stats["cpu_s"]),
             "concealed_pct": 100 * stats["concealed"] / max(1.0, stats["played"] + stats["concealed"]),
             "sipp_cpu_pct": sipp_pct, "sipp_pct_per_call": sipp_pct / max(1, stats["calls"]),
+            "sipp_runq_pct": sipp_wait_pct,
             "load": os.getloadavg()[0], "busy_pct": busy_pct, "others_pct": max(0.0, busy_pct - ours_pct),
             "pps_in": stats["packets_in"] / per_call_s, "pps_out": stats["packets_out"] / per_call_s,
             **{k: stats[k] for k in ("late_p50_ms", "late_p95_ms", "late_p99_ms", "late_max_ms")},
@@ -583,6 +637,8 @@ async def concurrency_phase(
             row["worker_calls"] = [w["calls"] for w in stats["per_worker"]]
             row["worker_p99_ms"] = [w["late_p99_ms"] for w in stats["per_worker"]]
             row["worker_runq_pct"] = [100 * w["runq_wait_s"] / w["wall_s"] for w in stats["per_worker"]]
+            row["worker_policy"] = sorted({w["policy"] for w in stats["per_worker"]})
+            row["worker_switches_per_s"] = [w["switches"] / w["wall_s"] for w in stats["per_worker"]]
             row["front_cpu_pct"] = 100 * stats["front_cpu_s"] / stats["wall_s"]
             row["dispatch"] = stats["dispatch"]
             workers_note = (
@@ -590,7 +646,9 @@ async def concurrency_phase(
                 f"{[round(c) for c in row['worker_cpu_pct']]} %, p99 "
                 f"{[round(p, 2) for p in row['worker_p99_ms']]} ms, waiting for a CPU "
                 f"{[round(w, 1) for w in row['worker_runq_pct']]} % of the time; front (+driver) CPU "
-                f"{row['front_cpu_pct']:.2f} %, dropped at the links {stats['dispatch']['dropped']}"
+                f"{row['front_cpu_pct']:.2f} %, dropped at the links {stats['dispatch']['dropped']}; "
+                f"worker loops {row['worker_policy']}, context switches "
+                f"{[round(x) for x in row['worker_switches_per_s']]} /s"
             )
         out.append(row)
         print(
@@ -602,7 +660,8 @@ async def concurrency_phase(
             f"pps in/out {row['pps_in']:.1f}/{row['pps_out']:.1f}, "
             f"concealed {row['concealed_pct']:.2f} % of frames played, "
             f"load {row['load']:.1f}, machine busy {busy_pct:.0f} % of {100 * (os.cpu_count() or 1)} % "
-            f"(other processes {row['others_pct']:.0f} %){workers_note}",
+            f"(other processes {row['others_pct']:.0f} %), sipp waiting for a CPU {sipp_wait_pct:.1f} % "
+            f"of the time{workers_note}",
             flush=True,
         )
         if rc != 0 or failed or row["up"] < n or row["late_p99_ms"] > stop_p99_ms:
@@ -634,6 +693,11 @@ async def main(args: argparse.Namespace) -> None:
     window = 4.0 if args.quick else 8.0
     results: dict[str, dict[str, Any]] = {}
     load_at_start = os.getloadavg()[0]
+    if args.workers and args.realtime:  # the front runs in this loop, as in the supervisor's
+        from voxgate.realtime import apply_realtime, describe
+
+        apply_realtime(args.realtime, what="driver (SIP front)")
+        print(f"front/driver loop: {describe()}; edges: media.realtime_priority = {args.realtime}")
     for loop_kind in args.loops:
         cps: dict[str, Any] | None = None
         for app_kind in args.apps:
@@ -642,9 +706,12 @@ async def main(args: argparse.Namespace) -> None:
             label = f"{loop_kind}/{app_kind}"
             print(f"{label}:", flush=True)
             edge: Child | Fronted = (
-                Fronted(args.workers, loop_kind, app_kind, args.sample_rate, args.clock_slots)
+                Fronted(args.workers, loop_kind, app_kind, args.sample_rate, args.clock_slots, args.realtime)
                 if args.workers
-                else Child(loop_kind, app_kind, args.sample_rate, args.clock_slots, args.pin)
+                else Child(
+                    loop_kind, app_kind, args.sample_rate, args.clock_slots, args.pin,
+                    realtime=args.realtime,
+                )  # fmt: skip
             )
             async with edge as child:
                 if cps is None and not rates[0]:
@@ -731,10 +798,19 @@ if __name__ == "__main__":
     parser.add_argument("--pin-core", type=int, default=-1, help=argparse.SUPPRESS)
     parser.add_argument("--pin-workers", action="store_true", help="--workers: worker k on core k only")
     parser.add_argument("--sipp-nice", type=int, default=0, help="run sipp at this niceness")
+    parser.add_argument(
+        "--sipp-rt", type=int, default=0, metavar="P",
+        help="run sipp SCHED_RR at priority P (below --realtime: a far end off the media cores)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--realtime", type=int, default=0, metavar="P",
+        help="media.realtime_priority: the edges' loops (and the front's, in this driver) at "
+        "SCHED_RR priority P (voxgate.realtime); 0 (default): normal priority",
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, nargs="+", help="concurrency steps (calls)")
     parser.add_argument("--rates", type=int, nargs="+", help="set-up rates to try (0: skip)")
     ns = parser.parse_args()
-    PIN_WORKERS, SIPP_NICE = ns.pin_workers, ns.sipp_nice
+    PIN_WORKERS, SIPP_NICE, SIPP_RT = ns.pin_workers, ns.sipp_nice, ns.sipp_rt
     if ns.pin_core >= 0:
         os.sched_setaffinity(0, {ns.pin_core})
     if ns.pin_edge:
@@ -742,7 +818,7 @@ if __name__ == "__main__":
     elif ns.pin and not ns.serve:
         os.sched_setaffinity(0, {PIN_OTHERS})  # this driver and every sipp it starts
     if ns.serve:
-        serve(ns.serve, ns.port, ns.app, ns.sample_rate, ns.clock_slots, ns.link)
+        serve(ns.serve, ns.port, ns.app, ns.sample_rate, ns.clock_slots, ns.link, ns.realtime)
     else:
         if ns.workers:
             import uvloop  # the front runs in this driver's loop, as in the supervisor's
