@@ -2,7 +2,8 @@
 
 Pure code: bytes and times in, messages, events and timers out. No sockets, no asyncio, no
 clock reads. The asyncio edge lives beside it and is imported explicitly, never from here:
-``endpoint`` (``SipEdge``, ``start_sip_edge``; its settings resolved in ``edge_options``),
+``endpoint`` (``SipEdge``, ``start_sip_edge``; its concerns in ``edge_core``,
+``edge_admission`` and ``edge_outbound``, its settings resolved in ``edge_options``),
 ``transport`` (UDP/TCP/TLS), ``call`` (one call's flow), ``media`` (RTP session; its pure half
 is ``rtp_stream``), ``front`` (one public UDP port in front of N edge worker processes; its
 pure half is ``dispatch``, datagram -> worker by Call-ID), and the pure ``registrar``, ``trunk``, ``ratelimit`` (per-source token
