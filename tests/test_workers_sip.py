@@ -151,6 +151,63 @@ async def test_the_fronts_counts_are_in_the_nodes_metrics(sip_node: NodeProc) ->
     assert _front_count(text, "0", "dispatched") > 0 and _front_count(text, "1", "dispatched") > 0
 
 
+def _worker_pids(node: NodeProc) -> list[int]:
+    """Worker pids in index order, from the banner ("pids <w0> <w1>; ...")."""
+    for line in node.output:
+        if "processes (" in line and "pids" in line:
+            return [int(p) for p in line.split("pids", 1)[1].split(";", 1)[0].split()]
+    raise AssertionError("no worker pids in the banner")
+
+
+async def _sip_calls(client: httpx.AsyncClient) -> list[dict[str, object]]:
+    res = await client.get("/v1/calls", params={"edge": "sip", "limit": 500}, headers=_headers())
+    res.raise_for_status()
+    calls: list[dict[str, object]] = res.json()["calls"]
+    return [(await client.get(f"/v1/calls/{c['id']}", headers=_headers())).json() for c in calls]
+
+
+async def test_a_worker_killed_mid_call_loses_only_its_calls(sip_node: NodeProc) -> None:
+    """SIGKILL worker 1 while calls run on both: worker 0's calls go on to a normal end,
+    worker 1's are closed 'interrupted' by its restarted self, and the front routes new
+    calls to both workers again."""
+    sip_port: int = sip_node.sip_port  # type: ignore[attr-defined]
+    w1_pid = _worker_pids(sip_node)[1]
+    async with httpx.AsyncClient(base_url=sip_node.base, timeout=10) as client:
+        before = {str(d["id"]) for d in await _sip_calls(client)}
+        uac = [
+            "-sn", "uac", f"127.0.0.1:{sip_port}", "-s", "agent", "-p", str(free_sip_port()),
+            "-mp", str(free_sip_port()), "-m", "10", "-l", "10", "-r", "20",
+        ]  # fmt: skip
+        long_calls = asyncio.create_task(run_sipp(*uac, "-d", "6000", timeout_s=40))
+        live: list[dict[str, object]] = []
+        for _ in range(100):  # until all 10 are up
+            live = [d for d in await _sip_calls(client) if d["id"] not in before and d["live"]]
+            if len(live) == 10:
+                break
+            await asyncio.sleep(0.1)
+        owners = {str(d["node_id"]) for d in live}
+        assert owners == {"ws-w0", "ws-w1"}, live
+        os.kill(w1_pid, signal.SIGKILL)
+        sip_node.wait_for("restarted (pid", 30)
+        await long_calls  # worker 1's calls fail at BYE (481): sipp's verdict is not asserted
+        first = {str(d["id"]): d for d in await _sip_calls(client) if d["id"] not in before}
+        for _ in range(50):  # the restarted worker closes its predecessor's calls
+            if all(d["end_reason"] for d in first.values()):
+                break
+            await asyncio.sleep(0.2)
+            first = {str(d["id"]): d for d in await _sip_calls(client) if d["id"] not in before}
+        reasons = {(d["node_id"], d["end_reason"]) for d in first.values()}
+        assert reasons == {("ws-w0", "caller_hangup"), ("ws-w1", "interrupted")}, reasons
+
+        seen = before | set(first)
+        result = await run_sipp(*uac, "-d", "300", timeout_s=40)
+        assert result.returncode == 0, result.stdout + result.stderr
+        again = [d for d in await _sip_calls(client) if d["id"] not in seen]
+    assert len(again) == 10
+    assert {d["node_id"] for d in again} == {"ws-w0", "ws-w1"}
+    assert all(d["end_reason"] == "caller_hangup" for d in again), again
+
+
 async def test_sigterm_drains_the_workers_and_the_front(sip_node: NodeProc) -> None:
     sip_node.proc.send_signal(signal.SIGTERM)
     assert sip_node.proc.wait(30) == 0, "".join(sip_node.output[-40:])
