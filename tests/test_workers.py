@@ -402,3 +402,47 @@ async def test_stopping_with_no_worker_alive_is_clean() -> None:
 
     settings = load_settings(None).model_copy(deep=True)
     assert await Supervisor(settings)._stop_all() is True
+
+
+def test_a_worker_in_a_crash_loop_stops_the_node(redis_server: RedisServer, tmp_path: Path) -> None:
+    """A worker dying more than RESTART_LIMIT times within RESTART_WINDOW_S is not
+    transient: the supervisor stops restarting it, stops the node and exits 1."""
+    from voxgate.workers import RESTART_LIMIT
+
+    port = free_port()
+    cfg = _config(tmp_path, port, redis_server.url, "c" + os.urandom(4).hex())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    node = NodeProc(proc, port)
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            node.output.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        node.wait_for("voxgate is up", 60)
+        seen = node.worker_pids()
+        victim = min(seen)  # always the same worker: each kill hits its restarted self
+        for death in range(RESTART_LIMIT + 1):
+            os.kill(victim, signal.SIGKILL)
+            if death == RESTART_LIMIT:
+                break
+            deadline = time.monotonic() + 30
+            while not (fresh := node.worker_pids() - seen) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert fresh, "".join(node.output[-20:])
+            (victim,) = fresh
+            seen |= fresh
+            node.wait_for(f"restarted (pid {victim})", 30)
+        assert proc.wait(30) == 1, "".join(node.output[-30:])
+        node.wait_for(f"died {RESTART_LIMIT + 1} times in 60 s; stopping the node", 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
