@@ -65,6 +65,35 @@ class NodeProc:
         return {int(x) for x in path.read_text().split()}
 
 
+@contextlib.contextmanager
+def serving(cfg: Path, port: int) -> Iterator[NodeProc]:
+    """``voxgate serve --config cfg`` as an operator runs it, its output collected as it
+    comes; killed at the end if it still runs. Waits for the banner only if asked to
+    (``NodeProc.wait_for``): some tests want the start-up to fail."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    node = NodeProc(proc, port)
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            node.output.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        yield node
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def _config(tmp: Path, port: int, redis_url: str, prefix: str) -> Path:
     cfg = tmp / "voxgate.toml"
     cfg.write_text(
@@ -105,29 +134,9 @@ def node(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
     tmp = tmp_path_factory.mktemp("workers")
     port = free_port()
     cfg = _config(tmp, port, redis_server.url, "w" + os.urandom(4).hex())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    node = NodeProc(proc, port)
-    assert proc.stdout is not None
-    stdout = proc.stdout
-
-    def pump() -> None:
-        for line in stdout:
-            node.output.append(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
+    with serving(cfg, port) as node:
         node.wait_for("voxgate is up", 60)
         yield node
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def _headers() -> dict[str, str]:
@@ -411,21 +420,7 @@ def test_a_worker_in_a_crash_loop_stops_the_node(redis_server: RedisServer, tmp_
 
     port = free_port()
     cfg = _config(tmp_path, port, redis_server.url, "c" + os.urandom(4).hex())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    node = NodeProc(proc, port)
-    assert proc.stdout is not None
-    stdout = proc.stdout
-
-    def pump() -> None:
-        for line in stdout:
-            node.output.append(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
+    with serving(cfg, port) as node:
         node.wait_for("voxgate is up", 60)
         seen = node.worker_pids()
         victim = min(seen)  # always the same worker: each kill hits its restarted self
@@ -440,9 +435,5 @@ def test_a_worker_in_a_crash_loop_stops_the_node(redis_server: RedisServer, tmp_
             (victim,) = fresh
             seen |= fresh
             node.wait_for(f"restarted (pid {victim})", 30)
-        assert proc.wait(30) == 1, "".join(node.output[-30:])
+        assert node.proc.wait(30) == 1, "".join(node.output[-30:])
         node.wait_for(f"died {RESTART_LIMIT + 1} times in 60 s; stopping the node", 5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)

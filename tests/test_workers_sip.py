@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from tests.servers import RedisServer, free_port
 from tests.sip.interop.peers import free_sip_port, needs_sipp, run_sipp
-from tests.test_workers import TOKEN, NodeProc
+from tests.test_workers import TOKEN, NodeProc, serving
 
 pytestmark = [pytest.mark.interop, needs_sipp]
 
@@ -74,30 +73,10 @@ def sip_node(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
     port = free_port()
     sip_port = free_sip_port()
     cfg = _config(tmp, port, sip_port, redis_server.url, "ws" + os.urandom(4).hex())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    node = NodeProc(proc, port)
-    node.sip_port = sip_port  # type: ignore[attr-defined]
-    assert proc.stdout is not None
-    stdout = proc.stdout
-
-    def pump() -> None:
-        for line in stdout:
-            node.output.append(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
+    with serving(cfg, port) as node:
+        node.sip_port = sip_port  # type: ignore[attr-defined]
         node.wait_for("voxgate is up", 60)
         yield node
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def _headers() -> dict[str, str]:
