@@ -94,7 +94,12 @@ def serving(cfg: Path, port: int) -> Iterator[NodeProc]:
             proc.wait(10)
 
 
-def _config(tmp: Path, port: int, redis_url: str, prefix: str) -> Path:
+def _config(
+    tmp: Path, port: int, redis_url: str, prefix: str, *,
+    sip: str = "enabled = false", media: str = "", node_id: str = "wt", edge: str = "websocket",
+) -> Path:  # fmt: skip
+    """The 2-worker test node's config: fake providers, echo route on ``edge``; ``sip`` and
+    ``media`` are the bodies of those sections (tests/test_workers_sip.py turns SIP on)."""
     cfg = tmp / "voxgate.toml"
     cfg.write_text(
         f"""
@@ -106,7 +111,9 @@ drain_timeout_s = 1
 [auth]
 api_tokens = ["{TOKEN}"]
 [sip]
-enabled = false
+{sip}
+[media]
+{media}
 [records]
 database_url = "sqlite+aiosqlite:///{tmp}/records.db"
 recordings_dir = "{tmp}/recordings"
@@ -117,12 +124,12 @@ tts = ["fake"]
 vad = "webrtc"
 [cluster]
 redis_url = "{redis_url}"
-node_id = "wt"
+node_id = "{node_id}"
 key_prefix = "{prefix}"
 heartbeat_s = 0.3
 heartbeat_timeout_s = 3
 [[routes]]
-edge = "websocket"
+edge = "{edge}"
 app = "echo"
 """
     )
@@ -316,12 +323,10 @@ def test_a_worker_that_fails_before_serving_stops_the_node(
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     sip_port = taken.getsockname()[1]
-    cfg = _config(tmp_path, free_port(), redis_server.url, "f" + os.urandom(4).hex())
-    cfg.write_text(
-        cfg.read_text().replace(
-            "[sip]\nenabled = false", f'[sip]\nport = {sip_port}\ntransports = ["tcp"]'
-        )
-    )
+    cfg = _config(
+        tmp_path, free_port(), redis_server.url, "f" + os.urandom(4).hex(),
+        sip=f'port = {sip_port}\ntransports = ["tcp"]',
+    )  # fmt: skip
     try:
         run = subprocess.run(
             [sys.executable, "-m", "voxgate.cli", "serve", "--config", str(cfg)],

@@ -20,6 +20,7 @@ import pytest
 from tests.servers import RedisServer, free_port
 from tests.sip.interop.peers import free_sip_port, needs_sipp, run_sipp
 from tests.test_workers import TOKEN, NodeProc, serving
+from tests.test_workers import _config as workers_config
 
 pytestmark = [pytest.mark.interop, needs_sipp]
 
@@ -27,44 +28,12 @@ CALLS = 16
 
 
 def _config(tmp: Path, port: int, sip_port: int, redis_url: str, prefix: str) -> Path:
-    cfg = tmp / "voxgate.toml"
-    cfg.write_text(
-        f"""
-log_level = "info"
-[server]
-port = {port}
-workers = 2
-drain_timeout_s = 1
-[auth]
-api_tokens = ["{TOKEN}"]
-[sip]
-enabled = true
-port = {sip_port}
-transports = ["udp"]
-sample_rate = 8000
-[media]
-rtp_port_min = 42000
-rtp_port_max = 42399
-[records]
-database_url = "sqlite+aiosqlite:///{tmp}/records.db"
-recordings_dir = "{tmp}/recordings"
-[providers]
-stt = ["fake"]
-llm = ["fake"]
-tts = ["fake"]
-vad = "webrtc"
-[cluster]
-redis_url = "{redis_url}"
-node_id = "ws"
-key_prefix = "{prefix}"
-heartbeat_s = 0.3
-heartbeat_timeout_s = 3
-[[routes]]
-edge = "sip"
-app = "echo"
-"""
-    )
-    return cfg
+    """The workers tests' node with SIP over UDP on ``sip_port`` and an echo route for it."""
+    return workers_config(
+        tmp, port, redis_url, prefix, node_id="ws", edge="sip",
+        sip=f'enabled = true\nport = {sip_port}\ntransports = ["udp"]\nsample_rate = 8000',
+        media="rtp_port_min = 42000\nrtp_port_max = 42399",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -171,6 +171,18 @@ def call_schema(tools: Sequence[ToolSchema]) -> dict[str, Any]:
     }
 
 
+def _collect(pieces: Iterator[str], stop: threading.Event) -> tuple[str, int] | None:
+    """A completion's whole text and its token count; None as soon as ``stop`` is set (the
+    turn was closed: the rest is not wanted, and stopping early frees the model)."""
+    text, count = "", 0
+    for piece in pieces:
+        if stop.is_set():
+            return None
+        count += 1
+        text += piece
+    return text, count
+
+
 def parse_call(raw: str, tools: Sequence[ToolSchema]) -> ToolCall | None:
     """A ``ToolCall`` from ``{"name": ..., "arguments": {...}}`` text, or None if it is not a
     well-formed call of one of ``tools`` with its required arguments and, where the schema
@@ -344,32 +356,39 @@ class LlamaLLM:
             if close is not None:
                 close()
 
+    def _redo_under_grammar(
+        self, prompt: str, tools: Sequence[ToolSchema], stop: threading.Event
+    ) -> tuple[ToolCall, int] | None:
+        """A malformed tool call generated again under the tools' grammar (slow but always
+        well-formed): the call and the tokens it took; None if the turn was closed."""
+        self.grammar_retries += 1
+        got = _collect(self._completion(prompt, self._grammar(tools), 256), stop)
+        if got is None:
+            return None
+        raw, produced = got
+        call = parse_call(raw, tools)
+        if call is None:
+            raise ProviderError(f"{self.name}: tool call cut short: {raw[:200]!r}")
+        return call, produced
+
     def _forced(
         self, prompt: str, tool: ToolSchema, stop: threading.Event, emit: Callable[[LLMEvent], None]
     ) -> None:
         """A reply that must call ``tool``: pre-filled call, arguments written freely; the
         one-tool grammar only if they are malformed (see the module docstring)."""
-        produced = 0
         head = forced_call_prefix(tool.name)
-        raw = head[len(TOOL_TAG) + 1 :]
         end = TOOL_TAG.replace("<", "</")
-        for piece in self._completion(prompt + head, None, 128, greedy=True, stop=[end]):
-            if stop.is_set():
-                return
-            produced += 1
-            raw += piece
-        call = parse_call(raw, [tool])
+        got = _collect(self._completion(prompt + head, None, 128, greedy=True, stop=[end]), stop)
+        if got is None:
+            return
+        raw, produced = got
+        call = parse_call(head[len(TOOL_TAG) + 1 :] + raw, [tool])
         if call is None:
-            self.grammar_retries += 1
-            raw = ""
-            for piece in self._completion(prompt + TOOL_TAG + "\n", self._grammar([tool]), 256):
-                if stop.is_set():
-                    return
-                produced += 1
-                raw += piece
-            call = parse_call(raw, [tool])
-            if call is None:
-                raise ProviderError(f"{self.name}: tool call cut short: {raw[:200]!r}")
+            redone = self._redo_under_grammar(prompt + TOOL_TAG + "\n", [tool], stop)
+            if redone is None:
+                return
+            call, more = redone
+            produced += more
         emit(call)
         emit(Usage(self.count_tokens(prompt), produced))
 
@@ -428,16 +447,11 @@ class LlamaLLM:
         else:
             call = parse_call(raw, tools)
             if call is None:  # malformed: redo it under the grammar (slow but valid)
-                self.grammar_retries += 1
-                raw = ""
-                for piece in self._completion(prompt + tool_prefix, self._grammar(tools), 256):
-                    if stop.is_set():
-                        return
-                    produced += 1
-                    raw += piece
-                call = parse_call(raw, tools)
-                if call is None:
-                    raise ProviderError(f"{self.name}: tool call cut short: {raw[:200]!r}")
+                redone = self._redo_under_grammar(prompt + tool_prefix, tools, stop)
+                if redone is None:
+                    return
+                call, more = redone
+                produced += more
             emit(call)
         emit(Usage(self.count_tokens(prompt), produced))
 
